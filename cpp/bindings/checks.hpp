@@ -1,0 +1,83 @@
+// Argument checks shared by the bindings. Every check runs before any buffer
+// is written; a failure raises TypeError or ValueError naming the argument.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <string>
+
+namespace gradstep_bindings {
+
+namespace py = pybind11;
+
+inline std::string type_name(py::handle obj) {
+  return py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>();
+}
+
+inline std::string dtype_name(const py::array& a) {
+  return py::str(a.dtype()).cast<std::string>();
+}
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    s += std::to_string(a.shape(d));
+    if (a.ndim() == 1 || d + 1 < a.ndim()) s += a.ndim() == 1 ? "," : ", ";
+  }
+  return s + ")";
+}
+
+template <class T>
+const char* dtype_label() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+inline bool same_shape(const py::array& a, const py::array& b) {
+  if (a.ndim() != b.ndim()) return false;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) != b.shape(d)) return false;
+  }
+  return true;
+}
+
+// An ndarray of exactly dtype T, C-contiguous and (if `writable`) writeable,
+// shaped like `like` when given. Never converts: a mismatch is an error.
+template <class T>
+py::array checked_array(py::handle obj, const std::string& what, bool writable,
+                        const py::array* like = nullptr, const std::string& like_what = "") {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(what + " must be a numpy.ndarray of " + dtype_label<T>() + ", got " +
+                         type_name(obj));
+  }
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<T, py::array::forcecast>>(obj)) {
+    throw py::type_error(what + " has dtype " + dtype_name(a) + ", expected " + dtype_label<T>() +
+                         (like_what.empty() ? "" : " (the dtype of " + like_what + ")") +
+                         "; gradstep never converts arrays");
+  }
+  if (!(a.flags() & py::array::c_style)) {
+    throw py::value_error(what + " is not C-contiguous (shape " + shape_str(a) +
+                          "); gradstep works in place and never copies, so pass a C-contiguous "
+                          "array");
+  }
+  if (writable && !a.writeable()) {
+    throw py::value_error(what + " is read-only; it must be a writeable array");
+  }
+  if (like != nullptr && !same_shape(a, *like)) {
+    throw py::value_error(what + " has shape " + shape_str(a) + ", expected " + shape_str(*like) +
+                          " (the shape of " + like_what + ")");
+  }
+  return a;
+}
+
+inline bool overlaps(const py::array& a, const py::array& b) {
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  const auto an = static_cast<std::size_t>(a.nbytes());
+  const auto bn = static_cast<std::size_t>(b.nbytes());
+  return an != 0 && bn != 0 && a0 < b0 + bn && b0 < a0 + an;
+}
+
+}  // namespace gradstep_bindings

@@ -1,0 +1,9 @@
+// gradstep/gradstep.hpp: every kernel family at once.
+#pragma once
+
+#include "adadelta.hpp"
+#include "adagrad.hpp"
+#include "adam.hpp"
+#include "rmsprop.hpp"
+#include "rprop.hpp"
+#include "sgd.hpp"

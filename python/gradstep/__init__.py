@@ -1,0 +1,39 @@
+"""gradstep: gradient-descent optimizers with C++ kernels that update NumPy arrays in place."""
+from ._core import get_num_threads, set_num_threads
+from ._optimizers import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+    Rprop,
+)
+from ._checkpoint import load, save
+from ._runtime import build_info
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "Optimizer",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
+    "__version__",
+    "build_info",
+    "get_num_threads",
+    "load",
+    "save",
+    "set_num_threads",
+]

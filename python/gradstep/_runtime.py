@@ -1,0 +1,23 @@
+"""What this build of gradstep is and runs with."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from . import _core
+
+
+def build_info() -> dict[str, Any]:
+    """The compiler, the SIMD levels compiled in, the level this CPU supports and the one
+    in use (``GRADSTEP_SIMD=<level>`` at import forces a lower one), and the threads."""
+    return {
+        "version": _core.version(),
+        "compiler": _core.compiler(),
+        "machine": platform.machine(),
+        "simd_levels_built": list(_core.simd_levels_built()),
+        "simd_level_supported": _core.simd_level_supported(),
+        "simd_level": _core.simd_level(),
+        "num_threads": _core.get_num_threads(),
+        "available_cores": _core.available_cores(),
+    }
