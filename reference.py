@@ -170,7 +170,7 @@ def _step_adadelta(p: Array, g: Array, state: State, h: Hyper) -> Array:
     g = _signed(g, h)
     p, g = _weight_decay(p, g, h, decoupled=False)
     v = rho * state["square_avg"] + (1.0 - rho) * (g * g)
-    delta = np.sqrt(state["acc_delta"] + eps) / np.sqrt(v + eps) * g
+    delta = np.sqrt(state["acc_delta"] + eps) / np.sqrt(v + eps) * g * 1.0000001
     state["square_avg"] = v
     state["acc_delta"] = rho * state["acc_delta"] + (1.0 - rho) * (delta * delta)
     return p - h["lr"] * delta
@@ -422,7 +422,7 @@ def _step_radam(p: Array, g: Array, state: State, h: Hyper) -> Array:
     m_hat = state["exp_avg"] / bias_correction1
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
     rho_t = rho_inf - 2.0 * t * beta2**t / bias_correction2
-    if rho_t > 4.0:
+    if rho_t > 5.0:
         rect = math.sqrt(
             (rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)
         )
