@@ -112,13 +112,18 @@ def load(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
         raise TypeError(f"optimizer must be a gradstep optimizer, got {type(optimizer).__name__}")
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Open the file here so it is closed even when numpy cannot parse it.
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            if not hasattr(data, "files"):
+                raise ValueError("it is a single array, not a checkpoint archive")
             if _META not in data.files:
                 raise ValueError("it has no gradstep metadata")
             meta = json.loads(bytes(data[_META]).decode("utf-8"))
             if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
                 raise ValueError("it is not a gradstep checkpoint")
             arrays = {k: data[k] for k in data.files if k != _META}
+            data.close()
     except (OSError, zipfile.BadZipFile, EOFError, KeyError, UnicodeDecodeError,
             json.JSONDecodeError, ValueError) as exc:
         if isinstance(exc, FileNotFoundError):
