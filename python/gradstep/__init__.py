@@ -14,7 +14,7 @@ from ._optimizers import (
     Rprop,
 )
 from ._checkpoint import load, save
-from ._runtime import build_info
+from ._runtime import build_info, get_include
 
 __version__ = "0.1.0"
 
@@ -32,6 +32,7 @@ __all__ = [
     "Rprop",
     "__version__",
     "build_info",
+    "get_include",
     "get_num_threads",
     "load",
     "save",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from typing import Any
 
@@ -21,3 +22,16 @@ def build_info() -> dict[str, Any]:
         "num_threads": _core.get_num_threads(),
         "available_cores": _core.available_cores(),
     }
+
+
+def get_include() -> str:
+    """The directory holding ``gradstep/*.hpp``, the header-only C++ core, for
+    building C++ code against the same kernels (``-I$(python -c 'import gradstep;
+    print(gradstep.get_include())')``)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    installed = os.path.join(here, "include")
+    if os.path.isdir(os.path.join(installed, "gradstep")):
+        return installed
+    # An editable install runs from the source tree.
+    source = os.path.join(here, os.pardir, os.pardir, "cpp", "include")
+    return os.path.normpath(source)
