@@ -24,6 +24,9 @@ struct KernelSet {
   MultiFn<gradstep::AdamaxConfig, T> adamax;
   MultiFn<gradstep::NAdamConfig, T> nadam;
   MultiFn<gradstep::RAdamConfig, T> radam;
+  double (*sum_squares)(const T*, std::size_t) noexcept;
+  bool (*all_finite)(const T*, std::size_t) noexcept;
+  void (*scale)(T*, std::size_t, T) noexcept;
 };
 
 struct KernelTable {

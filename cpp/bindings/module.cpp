@@ -7,6 +7,7 @@ namespace gradstep_bindings {
 void register_runtime(py::module_& m);
 void register_optimizers(py::module_& m);
 void register_lbfgs(py::module_& m);
+void register_reduce(py::module_& m);
 }  // namespace gradstep_bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   gradstep_bindings::register_runtime(m);
   gradstep_bindings::register_optimizers(m);
   gradstep_bindings::register_lbfgs(m);
+  gradstep_bindings::register_reduce(m);
 }

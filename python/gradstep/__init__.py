@@ -14,6 +14,7 @@ from ._optimizers import (
     Rprop,
 )
 from ._checkpoint import load, save
+from ._clip import clip_grad_norm, grad_norm
 from ._runtime import build_info, get_include
 
 __version__ = "0.1.0"
@@ -32,8 +33,10 @@ __all__ = [
     "Rprop",
     "__version__",
     "build_info",
+    "clip_grad_norm",
     "get_include",
     "get_num_threads",
+    "grad_norm",
     "load",
     "save",
     "set_num_threads",

@@ -104,13 +104,18 @@ class Optimizer:
     # Hyperparameters that may be given as a schedule (callable step -> value).
     _schedulable: ClassVar[frozenset[str]] = frozenset({"lr", "momentum", "weight_decay", "betas"})
 
-    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any], *,
+                 skip_nonfinite: bool = False) -> None:
         self.defaults = dict(defaults)
+        #: When True, a step whose gradients hold any NaN or Inf is skipped whole:
+        #: parameters, state, the step count and schedules stay as they were.
+        self.skip_nonfinite = v.flag("skip_nonfinite", skip_nonfinite)
+        #: How many steps the non-finite guard has skipped.
+        self.skipped_steps = 0
         self.param_groups: list[dict[str, Any]] = []
         self._records: dict[int, _Record] = {}
         self._plans: list[_Plan | None] = []
         self._step_count = 0
-        self._skipped_steps = 0
         if isinstance(params, np.ndarray):
             raise TypeError(
                 "params must be a list of arrays or of param-group dicts, got a single "
@@ -266,7 +271,8 @@ class Optimizer:
         ``grads`` matches the parameters one to one, in group order, with the same
         shapes and dtypes; an entry may be None to leave that parameter (and its state)
         alone. Every argument is checked before any array is written: on error nothing
-        has changed.
+        has changed. With ``skip_nonfinite=True`` a step whose gradients hold NaN or Inf
+        changes nothing either and is counted in ``skipped_steps``.
         """
         if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence) or isinstance(
             grads, (str, bytes)
@@ -309,16 +315,24 @@ class Optimizer:
                     except (TypeError, ValueError) as exc:
                         raise type(exc)(self._locate(str(exc), offset, batch)) from None
                 offset += n
+            if self.skip_nonfinite and not _core.all_finite(list(grads)):
+                self.skipped_steps += 1
+                self._undo(created)
+                return
         except BaseException:
-            for batch, k in created:
-                name = self._state_names[k]
-                batch.states[k] = None
-                for r in batch.records:
-                    r.arrays.pop(name, None)
+            self._undo(created)
             raise
         for call in prepared:
             call.run()
         self._step_count += 1
+
+    def _undo(self, created: list[tuple[_Batch, int]]) -> None:
+        """Forget the state buffers a step created before it was abandoned."""
+        for batch, k in created:
+            name = self._state_names[k]
+            batch.states[k] = None
+            for r in batch.records:
+                r.arrays.pop(name, None)
 
     def _states_for(self, batch: _Batch, h: dict[str, Any],
                     created: list[tuple[_Batch, int]]) -> list[list[np.ndarray] | None]:

@@ -78,11 +78,13 @@ class SGD(Optimizer):
     def __init__(self, params: Params, lr: Hyper = 1e-3, momentum: Hyper = 0.0,
                  dampening: float = 0.0, weight_decay: Hyper = 0.0, nesterov: bool = False,
                  *, maximize: bool = False, l1: float = 0.0,
-                 decoupled_weight_decay: bool = False) -> None:
+                 decoupled_weight_decay: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize, l1=l1,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+                                      decoupled_weight_decay=decoupled_weight_decay),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "momentum", "weight_decay", "l1")
@@ -121,10 +123,12 @@ class Adagrad(Optimizer):
 
     def __init__(self, params: Params, lr: Hyper = 1e-2, lr_decay: float = 0.0,
                  weight_decay: Hyper = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *, maximize: bool = False) -> None:
+                 eps: float = 1e-10, *, maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,
-                                      eps=eps, maximize=maximize))
+                                      eps=eps, maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
@@ -154,9 +158,11 @@ class Adadelta(Optimizer):
     _state_names = ("square_avg", "acc_delta")
 
     def __init__(self, params: Params, lr: Hyper = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: Hyper = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: Hyper = 0.0, *, maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "eps", "weight_decay")
@@ -184,9 +190,11 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Params, lr: Hyper = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: Hyper = 0.0, momentum: Hyper = 0.0,
-                 centered: bool = False, *, maximize: bool = False) -> None:
+                 centered: bool = False, *, maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered, maximize=maximize))
+                                      momentum=momentum, centered=centered, maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "eps", "weight_decay", "momentum")
@@ -222,9 +230,11 @@ class Rprop(Optimizer):
     def __init__(self, params: Params, lr: Hyper = 1e-2,
                  etas: tuple[float, float] = (0.5, 1.2),
                  step_sizes: tuple[float, float] = (1e-6, 50.0), *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h)
@@ -281,10 +291,12 @@ class Adam(Optimizer):
     def __init__(self, params: Params, lr: Hyper = 1e-3,
                  betas: tuple[Hyper, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: Hyper = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False) -> None:
+                 decoupled_weight_decay: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+                                      decoupled_weight_decay=decoupled_weight_decay),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "eps", "weight_decay")
@@ -310,9 +322,11 @@ class AdamW(Adam):
     def __init__(self, params: Params, lr: Hyper = 1e-3,
                  betas: tuple[Hyper, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: Hyper = 1e-2, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True,
+                         skip_nonfinite=skip_nonfinite)
 
 
 class Adamax(Optimizer):
@@ -331,9 +345,11 @@ class Adamax(Optimizer):
 
     def __init__(self, params: Params, lr: Hyper = 2e-3,
                  betas: tuple[Hyper, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: Hyper = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: Hyper = 0.0, *, maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "eps", "weight_decay")
@@ -366,11 +382,13 @@ class NAdam(Optimizer):
     def __init__(self, params: Params, lr: Hyper = 2e-3,
                  betas: tuple[Hyper, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: Hyper = 0.0, momentum_decay: float = 4e-3, *,
-                 decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
+                 decoupled_weight_decay: bool = False, maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "eps", "weight_decay", "momentum_decay")
@@ -402,10 +420,12 @@ class RAdam(Optimizer):
     def __init__(self, params: Params, lr: Hyper = 1e-3,
                  betas: tuple[Hyper, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: Hyper = 0.0, *, decoupled_weight_decay: bool = False,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False,
+                 skip_nonfinite: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
-                                      maximize=maximize))
+                                      maximize=maximize),
+                         skip_nonfinite=skip_nonfinite)
 
     def _check(self, h: dict[str, Any]) -> None:
         _check_common(h, "eps", "weight_decay")
