@@ -81,3 +81,53 @@ inline bool overlaps(const py::array& a, const py::array& b) {
 }
 
 }  // namespace gradstep_bindings
+
+namespace gradstep_bindings {
+
+// The fast acceptance test behind checked_array, with no allocation: true when
+// `obj` is an ndarray of exactly dtype T in native byte order, C-contiguous,
+// writeable if asked, and (if `like` is given) of the same shape. Callers fall
+// back to checked_array, which throws the descriptive error, when it is false.
+template <class T>
+inline bool array_ok(PyObject* obj, bool writable, PyObject* like = nullptr) {
+  namespace d = py::detail;
+  const auto& api = d::npy_api::get();
+  if (!api.PyArray_Check_(obj)) return false;
+  const auto* a = d::array_proxy(obj);
+  const auto* desc = d::array_descriptor_proxy(a->descr);
+  constexpr int type = sizeof(T) == 4 ? d::npy_api::NPY_FLOAT_ : d::npy_api::NPY_DOUBLE_;
+  if (desc->type_num != type || desc->byteorder == '>' || desc->byteorder == '<') {
+    // '<' is native on little-endian machines; let the slow path decide exactly.
+    if (desc->type_num != type) return false;
+    if (!py::isinstance<py::array_t<T, py::array::forcecast>>(obj)) return false;
+  }
+  int need = d::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
+  if (writable) need |= d::npy_api::NPY_ARRAY_WRITEABLE_;
+  if ((a->flags & need) != need) return false;
+  if (like != nullptr) {
+    const auto* b = d::array_proxy(like);
+    if (a->nd != b->nd) return false;
+    for (int k = 0; k < a->nd; ++k) {
+      if (a->dimensions[k] != b->dimensions[k]) return false;
+    }
+  }
+  return true;
+}
+
+inline std::size_t array_size(PyObject* obj) {
+  const auto* a = py::detail::array_proxy(obj);
+  std::size_t n = 1;
+  for (int k = 0; k < a->nd; ++k) n *= static_cast<std::size_t>(a->dimensions[k]);
+  return n;
+}
+
+inline char* array_data(PyObject* obj) { return py::detail::array_proxy(obj)->data; }
+
+inline bool overlaps_raw(PyObject* x, std::size_t nx, PyObject* y, std::size_t ny,
+                         std::size_t itemsize) {
+  const char* a0 = array_data(x);
+  const char* b0 = array_data(y);
+  return nx != 0 && ny != 0 && a0 < b0 + ny * itemsize && b0 < a0 + nx * itemsize;
+}
+
+}  // namespace gradstep_bindings

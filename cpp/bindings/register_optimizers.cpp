@@ -41,7 +41,7 @@ class PreparedStep {
 
 template <class T>
 struct Buffers {
-  std::vector<py::array> keep;  // owns a reference to every array below
+  std::vector<py::object> keep;  // tuples holding a reference to every array used
   std::vector<T*> params;
   std::vector<const T*> grads;
   std::vector<T*> states;
@@ -140,13 +140,17 @@ PreparedStep prepare_typed(const py::list& params, const py::list& grads, const 
   }
   c.validate();
   auto buf = std::make_shared<Buffers<T>>();
-  buf->keep.reserve(count * (2 + n_states) + 2);
   buf->params.resize(count);
   buf->grads.resize(count);
   buf->sizes.resize(count);
   buf->states.assign(count * n_states, nullptr);
 
-  std::array<py::list, n_states> state_lists;
+  // Tuples pin every array for the life of the step, whatever happens to the lists.
+  py::tuple param_items(params);
+  py::tuple grad_items(grads);
+  buf->keep.push_back(param_items);
+  buf->keep.push_back(grad_items);
+  std::array<py::tuple, n_states> state_items;
   std::array<bool, n_states> used{};
   for (std::size_t k = 0; k < n_states; ++k) {
     py::handle s = states[k];
@@ -156,41 +160,52 @@ PreparedStep prepare_typed(const py::list& params, const py::list& grads, const 
       throw py::type_error(std::string("state '") + Family::states[k] + "' must be a list, got " +
                            type_name(s));
     }
-    state_lists[k] = py::reinterpret_borrow<py::list>(s);
-    if (state_lists[k].size() != count) {
+    state_items[k] = py::tuple(py::reinterpret_borrow<py::object>(s));
+    if (state_items[k].size() != count) {
       throw py::value_error(std::string("state '") + Family::states[k] + "' holds " +
-                            std::to_string(state_lists[k].size()) + " arrays for " +
+                            std::to_string(state_items[k].size()) + " arrays for " +
                             std::to_string(count) + " params");
     }
+    buf->keep.push_back(state_items[k]);
   }
 
+  // The common case costs a few pointer reads per array; names and messages are
+  // only built on the slow path, which throws.
+  auto pname = [](std::size_t i) { return "params[" + std::to_string(i) + "]"; };
   for (std::size_t i = 0; i < count; ++i) {
-    const std::string pname = "params[" + std::to_string(i) + "]";
-    py::array p = checked_array<T>(params[i], pname, true);
-    buf->params[i] = static_cast<T*>(p.mutable_data());
-    buf->sizes[i] = static_cast<std::size_t>(p.size());
-    py::handle g = grads[i];
-    if (g.is_none()) {
+    PyObject* p = PyTuple_GET_ITEM(param_items.ptr(), static_cast<py::ssize_t>(i));
+    if (!array_ok<T>(p, true)) checked_array<T>(p, pname(i), true);
+    const std::size_t n = array_size(p);
+    buf->params[i] = reinterpret_cast<T*>(array_data(p));
+    buf->sizes[i] = n;
+    PyObject* g = PyTuple_GET_ITEM(grad_items.ptr(), static_cast<py::ssize_t>(i));
+    if (g == Py_None) {
       buf->grads[i] = nullptr;
     } else {
-      const std::string gname = "grads[" + std::to_string(i) + "]";
-      py::array ga = checked_array<T>(g, gname, false, &p, pname);
-      if (overlaps(ga, p)) {
-        throw py::value_error(gname + " shares memory with " + pname +
+      if (!array_ok<T>(g, false, p)) {
+        const py::array like = py::reinterpret_borrow<py::array>(p);
+        checked_array<T>(g, "grads[" + std::to_string(i) + "]", false, &like, pname(i));
+      }
+      if (overlaps_raw(g, array_size(g), p, n, sizeof(T))) {
+        throw py::value_error("grads[" + std::to_string(i) + "] shares memory with " + pname(i) +
                               "; pass the gradient in its own array");
       }
-      buf->grads[i] = static_cast<const T*>(ga.data());
-      buf->keep.push_back(std::move(ga));
+      buf->grads[i] = reinterpret_cast<const T*>(array_data(g));
     }
     for (std::size_t k = 0; k < n_states; ++k) {
       if (!used[k]) continue;
-      const std::string sname = std::string("state '") + Family::states[k] + "' of " + pname;
-      py::array s = checked_array<T>(state_lists[k][i], sname, true, &p, pname);
-      if (overlaps(s, p)) throw py::value_error(sname + " shares memory with the parameter");
-      buf->states[i * n_states + k] = static_cast<T*>(s.mutable_data());
-      buf->keep.push_back(std::move(s));
+      PyObject* s = PyTuple_GET_ITEM(state_items[k].ptr(), static_cast<py::ssize_t>(i));
+      if (!array_ok<T>(s, true, p)) {
+        const py::array like = py::reinterpret_borrow<py::array>(p);
+        checked_array<T>(s, std::string("state '") + Family::states[k] + "' of " + pname(i), true,
+                         &like, pname(i));
+      }
+      if (overlaps_raw(s, n, p, n, sizeof(T))) {
+        throw py::value_error(std::string("state '") + Family::states[k] + "' of " + pname(i) +
+                              " shares memory with the parameter");
+      }
+      buf->states[i * n_states + k] = reinterpret_cast<T*>(array_data(s));
     }
-    buf->keep.push_back(std::move(p));
   }
 
   if (!py::isinstance<py::array_t<std::int64_t, py::array::forcecast>>(steps)) {
@@ -215,10 +230,10 @@ PreparedStep prepare_typed(const py::list& params, const py::list& grads, const 
                             std::to_string(count));
     }
     scalar_ptr = static_cast<double*>(sc.mutable_data());
-    buf->keep.push_back(std::move(sc));
+    buf->keep.push_back(sc);
   }
   auto* step_ptr = static_cast<std::int64_t*>(steps_a.mutable_data());
-  buf->keep.push_back(std::move(steps_a));
+  buf->keep.push_back(steps_a);
 
   buf->batch.count = count;
   buf->batch.params = buf->params.data();

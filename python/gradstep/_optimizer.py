@@ -115,6 +115,9 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._records: dict[int, _Record] = {}
         self._plans: list[_Plan | None] = []
+        # Per group: the last resolved hyperparameters and the kernel config built
+        # from them, so an unchanged group costs one dict comparison per step.
+        self._configs: list[tuple[dict[str, Any], Any] | None] = []
         self._step_count = 0
         if isinstance(params, np.ndarray):
             raise TypeError(
@@ -187,6 +190,7 @@ class Optimizer:
         self._checked(group, self._step_count, g)
         self.param_groups.append(group)
         self._plans.append(None)
+        self._configs.append(None)
 
     def _checked(self, group: dict[str, Any], step: int, g: int) -> dict[str, Any]:
         """The group's hyperparameters resolved at `step` and checked."""
@@ -213,6 +217,25 @@ class Optimizer:
             prefix = f"param group {g}: " if len(self.param_groups) > 1 or g > 0 else ""
             raise type(exc)(prefix + str(exc)) from None
         return h
+
+    def _group_config(self, g: int, group: dict[str, Any], step: int) -> tuple[dict[str, Any], Any]:
+        """The group's resolved hyperparameters and kernel config at `step`; checked
+        and rebuilt only when a value changed since the last step."""
+        h = {}
+        for key, value in group.items():
+            if key == "params":
+                continue
+            if callable(value) or (type(value) is tuple and any(map(callable, value))):
+                break  # a schedule: resolve and check through the full path
+            h[key] = value
+        else:
+            cached = self._configs[g]
+            if cached is not None and cached[0] == h:
+                return cached
+        h = self._checked(group, step, g)
+        entry = (h, self._config(h))
+        self._configs[g] = entry
+        return entry
 
     def _record(self, p: np.ndarray) -> _Record:
         r = self._records.get(id(p))
@@ -293,9 +316,8 @@ class Optimizer:
         offset = 0
         try:
             for g, group in enumerate(self.param_groups):
-                h = self._checked(group, t, g)
+                h, config = self._group_config(g, group, t)
                 plan = self._plan(g)
-                config = self._config(h)
                 n = len(plan.params)
                 group_grads = grads[offset : offset + n]
                 for batch in plan.batches:
@@ -487,6 +509,7 @@ class Optimizer:
                     for rec in b.records:
                         rec.loc = None
         self._plans = [None] * len(self.param_groups)
+        self._configs = [None] * len(self.param_groups)
         self._records = new_records
         count = state_dict.get("step_count")
         if count is None:

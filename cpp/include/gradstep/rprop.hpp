@@ -50,15 +50,18 @@ template <class T>
 void rprop_update(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADSTEP_RESTRICT prev,
                   T* GRADSTEP_RESTRICT step_size, std::size_t n,
                   const RpropCoeffs<T>& k) noexcept {
+  // Written as independent selects, which the compiler turns into blends.
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = k.sign * g[i];
     const T s = gi * prev[i];
-    const T eta = s > T(0) ? k.etaplus : (s < T(0) ? k.etaminus : T(1));
+    T eta = s > T(0) ? k.etaplus : T(1);
+    eta = s < T(0) ? k.etaminus : eta;
     T ss = step_size[i] * eta;
     ss = ss < k.step_size_min ? k.step_size_min : ss;
     ss = ss > k.step_size_max ? k.step_size_max : ss;
     const T kept = s < T(0) ? T(0) : gi;
-    const T sign_g = T((kept > T(0)) - (kept < T(0)));
+    T sign_g = kept > T(0) ? T(1) : T(0);
+    sign_g = kept < T(0) ? T(-1) : sign_g;
     step_size[i] = ss;
     prev[i] = kept;
     p[i] = p[i] - sign_g * ss;

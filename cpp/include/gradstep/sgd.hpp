@@ -68,7 +68,8 @@ void sgd_loop(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADSTEP_
               std::size_t n, const SGDCoeffs<T>& k) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     const T pi = p[i];
-    const T sign_p = T((pi > T(0)) - (pi < T(0)));
+    T sign_p = pi > T(0) ? T(1) : T(0);
+    sign_p = pi < T(0) ? T(-1) : sign_p;
     T d = k.prep.sign * g[i] + k.prep.wd * pi + k.l1 * sign_p;
     if constexpr (MOMENTUM) {
       const T b = buf[i] * k.buffer_decay + k.grad_scale * d;
