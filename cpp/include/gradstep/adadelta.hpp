@@ -48,7 +48,8 @@ void adadelta_update(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g,
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = k.prep.sign * g[i] + k.prep.wd * p[i];
     const T si = square_avg[i] * k.rho + k.one_minus_rho * gi * gi;
-    const T delta = std::sqrt(acc_delta[i] + k.eps) / std::sqrt(si + k.eps) * gi;
+    // One square root of the quotient instead of a quotient of square roots.
+    const T delta = std::sqrt((acc_delta[i] + k.eps) / (si + k.eps)) * gi;
     square_avg[i] = si;
     acc_delta[i] = acc_delta[i] * k.rho + k.one_minus_rho * delta * delta;
     p[i] = p[i] + k.neg_lr * delta;

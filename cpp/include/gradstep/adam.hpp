@@ -19,6 +19,10 @@
 //   otherwise the step is plain momentum SGD on the bias-corrected m.
 //
 // Every per-step coefficient is computed once in double and cast once to T.
+// Divisions and square roots bound these loops in cache, so the code does one
+// of each per element where the formula allows (multiplying by a reciprocal
+// coefficient instead of dividing by it); results differ from torch.optim's
+// operation order only by rounding.
 #pragma once
 
 #include "common.hpp"
@@ -98,7 +102,7 @@ GRADSTEP_KERNELS_BEGIN
 template <class T>
 struct AdamCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, neg_step_size, eps;
+  T one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction2_sqrt, neg_step_size, eps;
   bool amsgrad;
 
   static AdamCoeffs make(const AdamConfig& c, std::int64_t step) {
@@ -106,7 +110,7 @@ struct AdamCoeffs {
     const double bc1 = 1.0 - std::pow(c.beta1, t);
     const double bc2 = 1.0 - std::pow(c.beta2, t);
     return {GradPrep<T>::make(c.lr, c.weight_decay, c.maximize, c.decoupled_weight_decay),
-            T(1.0 - c.beta1), T(c.beta2), T(1.0 - c.beta2), T(std::sqrt(bc2)),
+            T(1.0 - c.beta1), T(c.beta2), T(1.0 - c.beta2), T(1.0 / std::sqrt(bc2)),
             T(-c.lr / bc1), T(c.eps), c.amsgrad};
   }
 };
@@ -132,7 +136,7 @@ inline double nadam_mu(const NAdamConfig& c, std::int64_t step) {
 template <class T>
 struct NAdamCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, one_minus_beta2, bias_correction2, eps, neg_grad_coef, neg_avg_coef;
+  T one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction2, eps, neg_grad_coef, neg_avg_coef;
 
   // mu_product is prod_t, i.e. already multiplied by mu_t.
   static NAdamCoeffs make(const NAdamConfig& c, std::int64_t step, double mu_product) {
@@ -143,7 +147,7 @@ struct NAdamCoeffs {
             T(1.0 - c.beta1),
             T(c.beta2),
             T(1.0 - c.beta2),
-            T(bc2),
+            T(1.0 / bc2),
             T(c.eps),
             T(-c.lr * (1.0 - mu) / (1.0 - mu_product)),
             T(-c.lr * mu_next / (1.0 - mu_product * mu_next))};
@@ -153,7 +157,7 @@ struct NAdamCoeffs {
 template <class T>
 struct RAdamCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, one_minus_beta2, bias_correction1, lr, bias_correction2_sqrt, rect,
+  T one_minus_beta1, beta2, one_minus_beta2, lr_over_bias_correction1, bias_correction2_sqrt, rect,
       eps;
   bool rectified;
 
@@ -172,8 +176,7 @@ struct RAdamCoeffs {
             T(1.0 - c.beta1),
             T(c.beta2),
             T(1.0 - c.beta2),
-            T(bc1),
-            T(c.lr),
+            T(c.lr / bc1),
             T(std::sqrt(bc2)),
             T(rect),
             T(c.eps),
@@ -197,7 +200,7 @@ void adam_loop(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADSTEP
       vi = vmax[i] > vi ? vmax[i] : vi;
       vmax[i] = vi;
     }
-    const T denom = std::sqrt(vi) / k.bias_correction2_sqrt + k.eps;
+    const T denom = std::sqrt(vi) * k.inv_bias_correction2_sqrt + k.eps;
     p[i] = pi + k.neg_step_size * mi / denom;
   }
 }
@@ -252,9 +255,9 @@ void nadam_update(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADS
     const T vi = v[i] * k.beta2 + k.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    const T denom = std::sqrt(vi / k.bias_correction2) + k.eps;
-    const T q = pi + k.neg_grad_coef * gi / denom;
-    p[i] = q + k.neg_avg_coef * mi / denom;
+    const T inv_denom = T(1) / (std::sqrt(vi * k.inv_bias_correction2) + k.eps);
+    const T q = pi + k.neg_grad_coef * gi * inv_denom;
+    p[i] = q + k.neg_avg_coef * mi * inv_denom;
   }
 }
 
@@ -277,7 +280,7 @@ void radam_loop(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADSTE
     const T vi = v[i] * k.beta2 + k.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    const T corrected = mi / k.bias_correction1 * k.lr;
+    const T corrected = mi * k.lr_over_bias_correction1;
     if constexpr (RECTIFIED) {
       const T adaptive = k.bias_correction2_sqrt / (std::sqrt(vi) + k.eps);
       p[i] = pi - corrected * adaptive * k.rect;
