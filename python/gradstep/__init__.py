@@ -15,11 +15,14 @@ from ._optimizers import (
 )
 from ._checkpoint import load, save
 from ._clip import clip_grad_norm, grad_norm
+from ._minimize import LBFGS, OptimizeResult, minimize
 from ._runtime import build_info, get_include
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LBFGS",
+    "OptimizeResult",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -38,6 +41,7 @@ __all__ = [
     "get_num_threads",
     "grad_norm",
     "load",
+    "minimize",
     "save",
     "set_num_threads",
 ]

@@ -1,0 +1,260 @@
+"""gradstep.minimize (L-BFGS) side by side with scipy's L-BFGS-B, in one process.
+
+    python bench/bench_minimize.py            # full: n up to 1e6 (solver) and 1e7 (two-loop)
+    python bench/bench_minimize.py --quick    # smoke mode, a few seconds
+
+Three markdown tables:
+
+1. Evaluations to reach scipy's final f: scipy L-BFGS-B runs with its defaults; then
+   both solvers' evaluation histories are searched for the first f within
+   1e-8 * max(1, |f_scipy|) of scipy's final f. ratio = gradstep / scipy (<= 1 is the goal).
+2. Solver time per iteration, excluding the time spent inside f/g (a diagonal
+   quadratic, so f/g is cheap), for a fixed number of iterations.
+3. The two-loop recursion alone (history 10, float64 and float32) against a
+   memory bandwidth measured in the same run: a STREAM triad a = b + s c in C++
+   (gradstep._core.add_scaled) on 4e7 float64 (far beyond any cache), bytes counted
+   STREAM-style (3 vectors per pass). The
+   two-loop moves 8k + 1 vectors of n for k stored pairs (each pass fuses a dot
+   product with an axpy).
+
+A benchmark never asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from gradstep import _core
+from gradstep._minimize import minimize
+
+try:
+    import scipy.optimize as so
+except ImportError:  # pragma: no cover
+    so = None
+
+
+# ----------------------------------------------------------------------------- problems
+
+
+def ext_rosenbrock(x):
+    a, b = x[::2], x[1::2]
+    t = b - a * a
+    g = np.empty_like(x)
+    g[::2] = -400.0 * a * t - 2.0 * (1.0 - a)
+    g[1::2] = 200.0 * t
+    return float(np.sum(100.0 * t * t + (1.0 - a) ** 2)), g
+
+
+def powell_singular(x):
+    x1, x2, x3, x4 = x[0::4], x[1::4], x[2::4], x[3::4]
+    a, b, c, d = x1 + 10 * x2, x3 - x4, x2 - 2 * x3, x1 - x4
+    g = np.empty_like(x)
+    g[0::4] = 2 * a + 40 * d**3
+    g[1::4] = 20 * a + 4 * c**3
+    g[2::4] = 10 * b - 8 * c**3
+    g[3::4] = -10 * b - 40 * d**3
+    return float(np.sum(a**2 + 5 * b**2 + c**4 + 10 * d**4)), g
+
+
+def beale(x):
+    x1, x2 = x
+    t1, t2, t3 = 1.5 - x1 + x1 * x2, 2.25 - x1 + x1 * x2**2, 2.625 - x1 + x1 * x2**3
+    g = np.array([2 * t1 * (x2 - 1) + 2 * t2 * (x2**2 - 1) + 2 * t3 * (x2**3 - 1),
+                  2 * t1 * x1 + 4 * t2 * x1 * x2 + 6 * t3 * x1 * x2**2])
+    return float(t1**2 + t2**2 + t3**2), g
+
+
+def ill_quadratic(n, cond=1e6):
+    d = np.logspace(0, math.log10(cond), n)
+
+    def fun(x):
+        g = d * x
+        return 0.5 * float(x @ g), g
+
+    return fun
+
+
+def logistic(n_samples=2000, n_features=100, lam=1e-3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    y = np.where(X @ rng.standard_normal(n_features) + rng.standard_normal(n_samples) > 0, 1, -1)
+
+    def fun(w):
+        z = y * (X @ w)
+        s = -y / (1.0 + np.exp(z))
+        return (float(np.mean(np.logaddexp(0.0, -z)) + 0.5 * lam * (w @ w)),
+                X.T @ s / n_samples + lam * w)
+
+    return fun
+
+
+def problems(quick: bool) -> list[tuple[str, Callable, np.ndarray]]:
+    sizes = [2, 100, 10_000] if quick else [2, 100, 10_000, 1_000_000]
+    out = [(f"ext. Rosenbrock n={n:g}", ext_rosenbrock, np.tile([-1.2, 1.0], n // 2))
+           for n in sizes]
+    out += [
+        ("Powell singular n=100", powell_singular, np.tile([3.0, -1.0, 0.0, 1.0], 25)),
+        ("Beale", beale, np.array([1.0, 1.0])),
+        ("ill-cond. quadratic n=1000 (1e6)", ill_quadratic(1000), np.ones(1000)),
+        ("L2 logistic regression 2000x100", logistic(), np.zeros(100)),
+    ]
+    return out
+
+
+# ----------------------------------------------------------------------------- 1. evaluations
+
+
+def recorded(fun):
+    fs: list[float] = []
+
+    def wrapped(x):
+        f, g = fun(x)
+        fs.append(f)
+        return f, g
+
+    return wrapped, fs
+
+
+def first_within(fs: list[float], target: float) -> float:
+    tol = 1e-8 * max(1.0, abs(target))
+    for i, f in enumerate(fs):
+        if f <= target + tol:
+            return i + 1
+    return math.nan
+
+
+def table_evaluations(quick: bool) -> str:
+    rows = ["| problem | scipy f | scipy evals | gradstep f | gradstep evals to scipy f | ratio |",
+            "|---|---|---|---|---|---|"]
+    for name, fun, x0 in problems(quick):
+        sf, sfs = recorded(fun)
+        ref = so.minimize(sf, x0, jac=True, method="L-BFGS-B")
+        gf, gfs = recorded(fun)
+        res = minimize(gf, x0)
+        target = ref.fun
+        n_s = first_within(sfs, target)
+        n_g = first_within(gfs, target)
+        ratio = n_g / n_s
+        rows.append(f"| {name} | {ref.fun:.3e} | {n_s} | {res.fun:.3e} | "
+                    f"{n_g if not math.isnan(n_g) else 'not reached'} | {ratio:.2f} |")
+    return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- 2. time/iteration
+
+
+def timed_quadratic(n: int):
+    d = np.linspace(1.0, 1e3, n)
+    spent = [0.0]
+
+    def fun(x):
+        t0 = time.perf_counter()
+        g = d * x
+        f = 0.5 * float(x @ g)
+        spent[0] += time.perf_counter() - t0
+        return f, g
+
+    return fun, spent
+
+
+def solver_time(run: Callable, n: int, repeats: int) -> tuple[float, int]:
+    best = math.inf
+    nit = 0
+    for _ in range(repeats):
+        fun, spent = timed_quadratic(n)
+        t0 = time.perf_counter()
+        res = run(fun)
+        total = time.perf_counter() - t0
+        nit = int(res.nit)
+        best = min(best, (total - spent[0]) / max(nit, 1))
+    return best, nit
+
+
+def table_time(quick: bool) -> str:
+    sizes = [10, 100, 10_000] if quick else [10, 100, 10_000, 1_000_000]
+    rows = ["| n | iterations | scipy L-BFGS-B us/iter | gradstep us/iter | ratio |",
+            "|---|---|---|---|---|"]
+    for n in sizes:
+        iters = 30 if n >= 1_000_000 else 100
+        repeats = 2 if n >= 1_000_000 else 5
+        x0 = np.ones(n)
+
+        def run_scipy(fun, x0=x0, iters=iters):
+            return so.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                               options={"maxiter": iters, "ftol": 0.0, "gtol": 0.0})
+
+        def run_gs(fun, x0=x0, iters=iters):
+            return minimize(fun, x0, max_iter=iters, ftol=0.0, gtol=0.0)
+
+        run_gs(timed_quadratic(n)[0])  # warm up imports and caches
+        t_s, it_s = solver_time(run_scipy, n, repeats)
+        t_g, it_g = solver_time(run_gs, n, repeats)
+        rows.append(f"| {n:g} | {it_g} (scipy {it_s}) | {t_s * 1e6:,.1f} | {t_g * 1e6:,.1f} | "
+                    f"{t_g / t_s:.2f} |")
+    return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- 3. bandwidth
+
+
+def best_time(fn: Callable[[], None], repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def table_bandwidth(quick: bool) -> str:
+    sizes = [1_000_000] if quick else [1_000_000, 3_000_000, 10_000_000]
+    m = 10
+    rows = ["| n | dtype | two-loop ms | two-loop GB/s | triad GB/s (C++) | share |",
+            "|---|---|---|---|---|---|"]
+    rng = np.random.default_rng(0)
+    big = 4_000_000 if quick else 40_000_000
+    a, b, c = np.zeros(big), np.ones(big), np.ones(big)
+    _core.add_scaled(a, b, 0.5, c)
+    triad = 3 * big * 8 / best_time(lambda a=a, b=b, c=c: _core.add_scaled(a, b, 0.5, c), 10)
+    del a, b, c
+    for n in sizes:
+        for dtype in (np.float64, np.float32):
+            item = np.dtype(dtype).itemsize
+            b = rng.standard_normal(n).astype(dtype)
+            h = _core.LBFGSHistory(n, m, dtype)
+            for _ in range(m):
+                s = rng.standard_normal(n).astype(dtype)
+                h.push(s, (2.0 * s + 0.1 * b).astype(dtype))
+            out = np.empty(n, dtype)
+            h.two_loop(b, out, -1.0)
+            t = best_time(lambda h=h, b=b, out=out: h.two_loop(b, out, -1.0), 3 if n > 3e6 else 8)
+            k = h.count
+            bw = (8 * k + 1) * n * item / t
+            rows.append(f"| {n:g} | {np.dtype(dtype).name} | {t * 1e3:.2f} | {bw / 1e9:.1f} | "
+                        f"{triad / 1e9:.1f} | {bw / triad:.0%} |")
+            del h, out
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes only (smoke mode)")
+    args = parser.parse_args(argv)
+    if so is None:
+        print("scipy is not installed: only the bandwidth table is measured")
+    else:
+        print("### Evaluations to reach scipy L-BFGS-B's final f\n")
+        print(table_evaluations(args.quick), "\n", flush=True)
+        print("### Solver time per iteration, excluding f/g\n")
+        print(table_time(args.quick), "\n", flush=True)
+    print("### Two-loop recursion (history 10) vs memory bandwidth\n")
+    print(table_bandwidth(args.quick))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+// gradstep/lbfgs.hpp: the L-BFGS two-loop recursion over a ring buffer of (s, y) pairs.
+//
+// L-BFGS (Nocedal 1980; Liu & Nocedal 1989; Nocedal & Wright, "Numerical
+// Optimization", 2nd ed., Algorithm 7.4) stands for the inverse Hessian by the
+// last m pairs s_k = x_{k+1} - x_k, y_k = g_{k+1} - g_k:
+//
+//   H_{k+1} = V_k' H_k V_k + rho_k s_k s_k',  V_k = I - rho_k y_k s_k',  rho_k = 1 / (y_k' s_k)
+//
+// started from H^0 = gamma I with gamma = s'y / y'y of the newest pair (Nocedal &
+// Wright eq. 7.20). H g is formed without H by the two-loop recursion:
+//
+//   q <- g
+//   for i = newest .. oldest:  alpha_i <- rho_i s_i' q;  q <- q - alpha_i y_i
+//   r <- gamma q
+//   for i = oldest .. newest:  beta <- rho_i y_i' r;     r <- r + (alpha_i - beta) s_i
+//   H g = r
+//
+// Each dot product is fused into the pass that produces its vector, so the
+// recursion makes 2k + 1 passes over n (k pairs stored), each streaming one
+// or two history vectors plus the work vector, instead of 4k. Dot products are
+// accumulated in double whatever T is.
+//
+// A pair is stored only if its curvature is safely positive, s'y > eps * y'y
+// (as L-BFGS-B does, Byrd, Lu, Nocedal & Zhu 1995): that keeps every H positive
+// definite, so -H g is a descent direction. Non-finite pairs are never stored.
+//
+// LBFGSHistory owns the storage (allocated once, in the constructor): m + 1
+// slots of n values for s and m + 1 for y, each block contiguous. The extra slot
+// receives the incoming pair while its curvature is computed in the same pass,
+// so a rejected pair costs no second pass and never overwrites the oldest one.
+// After construction nothing allocates and nothing throws.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "common.hpp"
+
+namespace gradstep {
+
+struct LBFGSConfig {
+  std::size_t history = 10;  // m, the number of (s, y) pairs kept
+  // Pairs with s'y <= curvature_eps * y'y are skipped. Machine epsilon of the
+  // working precision is the natural choice (L-BFGS-B uses epsilon of double).
+  double curvature_eps = 2.220446049250313e-16;
+
+  void validate() const {
+    require(history >= 1, "history", ">= 1", static_cast<double>(history));
+    require_finite_nonneg("curvature_eps", curvature_eps);
+  }
+};
+
+}  // namespace gradstep
+
+GRADSTEP_KERNELS_BEGIN
+
+namespace detail {
+
+// Eight independent double accumulators: a reduction the compiler may
+// vectorise without reassociating (no -ffast-math needed), and a fixed
+// summation order, so results do not depend on the SIMD level.
+constexpr std::size_t kLanes = 8;
+
+inline double sum_lanes(const double* acc) noexcept {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// out = scale * g; returns a' out.
+template <class T>
+double scale_dot(T* GRADSTEP_RESTRICT out, const T* GRADSTEP_RESTRICT g,
+                 const T* GRADSTEP_RESTRICT a, double scale, std::size_t n) noexcept {
+  const T c = T(scale);
+  double acc[kLanes] = {};
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T v = c * g[i + l];
+      out[i + l] = v;
+      acc[l] += double(a[i + l]) * double(v);
+    }
+  }
+  double tail = 0.0;
+  for (; i < n; ++i) {
+    const T v = c * g[i];
+    out[i] = v;
+    tail += double(a[i]) * double(v);
+  }
+  return sum_lanes(acc) + tail;
+}
+
+// q = mul * (q + coef * v); returns a' q (a may be null: no dot).
+template <class T>
+double axpy_dot(T* GRADSTEP_RESTRICT q, const T* GRADSTEP_RESTRICT v,
+                const T* GRADSTEP_RESTRICT a, double coef, double mul, std::size_t n) noexcept {
+  const T c = T(coef);
+  const T s = T(mul);
+  if (a == nullptr) {
+    if (mul == 1.0) {
+      for (std::size_t i = 0; i < n; ++i) q[i] = q[i] + c * v[i];
+    } else {
+      for (std::size_t i = 0; i < n; ++i) q[i] = s * (q[i] + c * v[i]);
+    }
+    return 0.0;
+  }
+  double acc[kLanes] = {};
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T w = s * (q[i + l] + c * v[i + l]);
+      q[i + l] = w;
+      acc[l] += double(a[i + l]) * double(w);
+    }
+  }
+  double tail = 0.0;
+  for (; i < n; ++i) {
+    const T w = s * (q[i] + c * v[i]);
+    q[i] = w;
+    tail += double(a[i]) * double(w);
+  }
+  return sum_lanes(acc) + tail;
+}
+
+// s = x1 - x0 and y = g1 - g0 written into the history slot; returns (s'y, y'y).
+template <class T>
+void difference_dots(T* GRADSTEP_RESTRICT s, T* GRADSTEP_RESTRICT y, const T* GRADSTEP_RESTRICT x1,
+                     const T* GRADSTEP_RESTRICT x0, const T* GRADSTEP_RESTRICT g1,
+                     const T* GRADSTEP_RESTRICT g0, std::size_t n, double& sy,
+                     double& yy) noexcept {
+  double acc_sy[kLanes] = {};
+  double acc_yy[kLanes] = {};
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T si = x1[i + l] - x0[i + l];
+      const T yi = g1[i + l] - g0[i + l];
+      s[i + l] = si;
+      y[i + l] = yi;
+      acc_sy[l] += double(si) * double(yi);
+      acc_yy[l] += double(yi) * double(yi);
+    }
+  }
+  double tail_sy = 0.0, tail_yy = 0.0;
+  for (; i < n; ++i) {
+    const T si = x1[i] - x0[i];
+    const T yi = g1[i] - g0[i];
+    s[i] = si;
+    y[i] = yi;
+    tail_sy += double(si) * double(yi);
+    tail_yy += double(yi) * double(yi);
+  }
+  sy = sum_lanes(acc_sy) + tail_sy;
+  yy = sum_lanes(acc_yy) + tail_yy;
+}
+
+template <class T>
+void copy_dots(T* GRADSTEP_RESTRICT s, T* GRADSTEP_RESTRICT y, const T* GRADSTEP_RESTRICT s_in,
+               const T* GRADSTEP_RESTRICT y_in, std::size_t n, double& sy, double& yy) noexcept {
+  double acc_sy[kLanes] = {};
+  double acc_yy[kLanes] = {};
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      const T si = s_in[i + l];
+      const T yi = y_in[i + l];
+      s[i + l] = si;
+      y[i + l] = yi;
+      acc_sy[l] += double(si) * double(yi);
+      acc_yy[l] += double(yi) * double(yi);
+    }
+  }
+  double tail_sy = 0.0, tail_yy = 0.0;
+  for (; i < n; ++i) {
+    const T si = s_in[i];
+    const T yi = y_in[i];
+    s[i] = si;
+    y[i] = yi;
+    tail_sy += double(si) * double(yi);
+    tail_yy += double(yi) * double(yi);
+  }
+  sy = sum_lanes(acc_sy) + tail_sy;
+  yy = sum_lanes(acc_yy) + tail_yy;
+}
+
+}  // namespace detail
+
+// out = x + alpha * d: the trial point of a line search, in one pass.
+template <class T>
+void add_scaled(T* GRADSTEP_RESTRICT out, const T* GRADSTEP_RESTRICT x, double alpha,
+                const T* GRADSTEP_RESTRICT d, std::size_t n) noexcept {
+  const T a = T(alpha);
+  for (std::size_t i = 0; i < n; ++i) out[i] = x[i] + a * d[i];
+}
+
+template <class T>
+class LBFGSHistory {
+ public:
+  // Validates `config` (std::invalid_argument naming the parameter) and allocates
+  // all storage; the only member functions that can throw are the constructors.
+  LBFGSHistory(std::size_t n, const LBFGSConfig& config) : n_(n), config_(checked(config)) {
+    const std::size_t slots = config_.history + 1;
+    s_.assign(slots * n_, T(0));
+    y_.assign(slots * n_, T(0));
+    rho_.assign(slots, 0.0);
+    alpha_.assign(slots, 0.0);
+  }
+
+  std::size_t size() const noexcept { return n_; }
+  std::size_t capacity() const noexcept { return config_.history; }
+  std::size_t count() const noexcept { return count_; }
+  const LBFGSConfig& config() const noexcept { return config_; }
+  // The initial scaling H^0 = gamma I: s'y / y'y of the newest pair, 1 when empty.
+  double gamma() const noexcept { return gamma_; }
+
+  void clear() noexcept {
+    head_ = 0;
+    count_ = 0;
+    gamma_ = 1.0;
+  }
+
+  // Stores (s, y) unless its curvature is too small; returns whether it was stored.
+  bool push(const T* s, const T* y) noexcept {
+    double sy = 0.0, yy = 0.0;
+    detail::copy_dots(s_slot(next_slot()), y_slot(next_slot()), s, y, n_, sy, yy);
+    return commit(sy, yy);
+  }
+
+  // push(x_new - x_old, g_new - g_old), without forming the differences elsewhere.
+  bool push_difference(const T* x_new, const T* x_old, const T* g_new, const T* g_old) noexcept {
+    double sy = 0.0, yy = 0.0;
+    detail::difference_dots(s_slot(next_slot()), y_slot(next_slot()), x_new, x_old, g_new, g_old,
+                            n_, sy, yy);
+    return commit(sy, yy);
+  }
+
+  // out = scale * H g (scale = -1 gives the search direction). out and g must not overlap.
+  void two_loop(const T* g, T* out, double scale = 1.0) noexcept {
+    const std::size_t k = count_;
+    if (k == 0) {
+      const T c = T(scale * gamma_);
+      for (std::size_t i = 0; i < n_; ++i) out[i] = c * g[i];
+      return;
+    }
+    // First loop, newest to oldest. `dot` is s_j' q for the pair about to be used.
+    double dot = detail::scale_dot<T>(out, g, s_at(k - 1), scale, n_);
+    for (std::size_t j = k; j-- > 0;) {
+      const double alpha = rho_at(j) * dot;
+      alpha_[j] = alpha;
+      if (j > 0) {
+        dot = detail::axpy_dot<T>(out, y_at(j), s_at(j - 1), -alpha, 1.0, n_);
+      } else {
+        // The last update also applies H^0 = gamma I and yields y_0' r.
+        dot = detail::axpy_dot<T>(out, y_at(0), y_at(0), -alpha, gamma_, n_);
+      }
+    }
+    // Second loop, oldest to newest. `dot` is y_j' r.
+    for (std::size_t j = 0; j < k; ++j) {
+      const double beta = rho_at(j) * dot;
+      const T* next = j + 1 < k ? y_at(j + 1) : nullptr;
+      dot = detail::axpy_dot<T>(out, s_at(j), next, alpha_[j] - beta, 1.0, n_);
+    }
+  }
+
+  // The stored pairs, j = 0 the oldest; for tests and inspection.
+  const T* s_at(std::size_t j) const noexcept { return s_slot(slot_of(j)); }
+  const T* y_at(std::size_t j) const noexcept { return y_slot(slot_of(j)); }
+  double rho_at(std::size_t j) const noexcept { return rho_[slot_of(j)]; }
+
+ private:
+  static const LBFGSConfig& checked(const LBFGSConfig& c) {
+    c.validate();
+    return c;
+  }
+  std::size_t slots() const noexcept { return config_.history + 1; }
+  std::size_t slot_of(std::size_t j) const noexcept { return (head_ + j) % slots(); }
+  std::size_t next_slot() const noexcept { return slot_of(count_); }
+  T* s_slot(std::size_t slot) noexcept { return s_.data() + slot * n_; }
+  T* y_slot(std::size_t slot) noexcept { return y_.data() + slot * n_; }
+  const T* s_slot(std::size_t slot) const noexcept { return s_.data() + slot * n_; }
+  const T* y_slot(std::size_t slot) const noexcept { return y_.data() + slot * n_; }
+
+  bool commit(double sy, double yy) noexcept {
+    // Negated comparison so that NaN is rejected too.
+    if (!(std::isfinite(sy) && std::isfinite(yy) && yy > 0.0 && sy > config_.curvature_eps * yy)) {
+      return false;
+    }
+    rho_[next_slot()] = 1.0 / sy;
+    gamma_ = sy / yy;
+    if (count_ == config_.history) {
+      head_ = (head_ + 1) % slots();
+    } else {
+      ++count_;
+    }
+    return true;
+  }
+
+  std::size_t n_;
+  LBFGSConfig config_;
+  std::vector<T> s_;
+  std::vector<T> y_;
+  std::vector<double> rho_;
+  std::vector<double> alpha_;  // scratch of the first loop, indexed like the pairs
+  std::size_t head_ = 0;       // slot of the oldest pair
+  std::size_t count_ = 0;
+  double gamma_ = 1.0;
+};
+
+GRADSTEP_KERNELS_END

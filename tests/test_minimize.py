@@ -1,0 +1,648 @@
+"""Tests of the quasi-Newton minimizers: the C++ two-loop recursion, the line search,
+minimize (L-BFGS, OWL-QN, bounds, BFGS, Newton) and the step-wise LBFGS."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gradstep import _core
+from gradstep._linesearch import backtracking, strong_wolfe
+from gradstep._minimize import LBFGS, minimize
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+# --------------------------------------------------------------------------- references
+
+
+def dense_inverse_hessian(pairs: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """H from the BFGS recursion H <- V' H V + rho s s', H0 = (s'y / y'y of the newest) I."""
+    if not pairs:
+        return np.eye(n)
+    s, y = pairs[-1]
+    H = (s @ y) / (y @ y) * np.eye(n)
+    for s, y in pairs:
+        rho = 1.0 / (s @ y)
+        V = np.eye(n) - rho * np.outer(y, s)
+        H = V.T @ H @ V + rho * np.outer(s, s)
+    return H
+
+
+def random_pairs(rng, n, count, dtype, bad_every=0):
+    A = rng.standard_normal((n, n))
+    A = A @ A.T / n + np.eye(n)
+    out = []
+    for k in range(count):
+        s = rng.standard_normal(n).astype(dtype)
+        y = (A @ s.astype(np.float64)).astype(dtype)
+        if bad_every and k % bad_every == bad_every - 1:
+            y = -y  # negative curvature: must be skipped
+        out.append((s, y))
+    return out
+
+
+def ext_rosenbrock(x):
+    x = np.asarray(x)
+    a, b = x[::2], x[1::2]
+    t = b - a * a
+    f = float(np.sum(100.0 * t * t + (1.0 - a) ** 2))
+    g = np.empty_like(x)
+    g[::2] = -400.0 * a * t - 2.0 * (1.0 - a)
+    g[1::2] = 200.0 * t
+    return f, g
+
+
+def powell_singular(x):
+    x1, x2, x3, x4 = x[0::4], x[1::4], x[2::4], x[3::4]
+    a, b, c, d = x1 + 10 * x2, x3 - x4, x2 - 2 * x3, x1 - x4
+    f = float(np.sum(a**2 + 5 * b**2 + c**4 + 10 * d**4))
+    g = np.empty_like(x)
+    g[0::4] = 2 * a + 40 * d**3
+    g[1::4] = 20 * a + 4 * c**3
+    g[2::4] = 10 * b - 8 * c**3
+    g[3::4] = -10 * b - 40 * d**3
+    return f, g
+
+
+def beale(x):
+    x1, x2 = x
+    t1, t2, t3 = 1.5 - x1 + x1 * x2, 2.25 - x1 + x1 * x2**2, 2.625 - x1 + x1 * x2**3
+    f = t1**2 + t2**2 + t3**2
+    g = np.array([2 * t1 * (x2 - 1) + 2 * t2 * (x2**2 - 1) + 2 * t3 * (x2**3 - 1),
+                  2 * t1 * x1 + 4 * t2 * x1 * x2 + 6 * t3 * x1 * x2**2], dtype=x.dtype)
+    return float(f), g
+
+
+def ill_quadratic(n=200, cond=1e6):
+    d = np.logspace(0, math.log10(cond), n)
+
+    def fun(x):
+        g = d * x
+        return 0.5 * float(x @ g), g
+
+    return fun
+
+
+def logistic(n_samples=400, n_features=30, lam=1e-2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    w_true = rng.standard_normal(n_features)
+    y = np.where(X @ w_true + 0.5 * rng.standard_normal(n_samples) > 0, 1.0, -1.0)
+
+    def fun(w):
+        z = y * (X @ w)
+        f = float(np.mean(np.logaddexp(0.0, -z)) + 0.5 * lam * (w @ w))
+        s = -y / (1.0 + np.exp(z))
+        return f, X.T @ s / n_samples + lam * w
+
+    return fun
+
+
+# --------------------------------------------------------------------------- two-loop
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 33, 1023])
+@pytest.mark.parametrize("m,count", [(1, 3), (3, 2), (5, 12)])
+def test_two_loop_equals_dense_h_times_g(dtype, n, m, count):
+    rng = np.random.default_rng(n * 100 + m)
+    h = _core.LBFGSHistory(n, m, dtype)
+    stored = []
+    for s, y in random_pairs(rng, n, count, dtype, bad_every=4):
+        if h.push(s, y):
+            stored.append((s.astype(np.float64), y.astype(np.float64)))
+    stored = stored[-m:]
+    assert h.count == len(stored)
+    for j, (s, y) in enumerate(stored):
+        hs, hy = h.pair(j)
+        np.testing.assert_array_equal(hs, s.astype(dtype))
+        np.testing.assert_array_equal(hy, y.astype(dtype))
+    g = rng.standard_normal(n).astype(dtype)
+    out = np.full(n, np.nan, dtype)
+    h.two_loop(g, out)
+    expected = dense_inverse_hessian(stored, n) @ g.astype(np.float64)
+    np.testing.assert_allclose(out, expected, rtol=RTOL[dtype] * 10,
+                               atol=RTOL[dtype] * 10 * np.abs(expected).max())
+    out2 = np.empty_like(out)
+    h.two_loop(g, out2, -2.0)
+    np.testing.assert_allclose(out2, -2.0 * out, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_push_difference_matches_push(dtype):
+    rng = np.random.default_rng(3)
+    n = 101
+    a, b = _core.LBFGSHistory(n, 4, dtype), _core.LBFGSHistory(n, 4, dtype)
+    for _ in range(6):
+        x0, x1, g0 = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+        g1 = (g0 + 2.0 * (x1 - x0)).astype(dtype)
+        assert a.push_difference(x1, x0, g1, g0) == b.push(x1 - x0, g1 - g0)
+    assert a.count == b.count == 4
+    assert a.gamma == b.gamma
+    g = rng.standard_normal(n).astype(dtype)
+    oa, ob = np.empty_like(g), np.empty_like(g)
+    a.two_loop(g, oa)
+    b.two_loop(g, ob)
+    np.testing.assert_array_equal(oa, ob)
+
+
+def test_curvature_skip_and_gamma():
+    h = _core.LBFGSHistory(3, 2, np.float64)
+    assert h.gamma == 1.0 and h.count == 0
+    assert not h.push(np.array([1.0, 0, 0]), np.array([-1.0, 0, 0]))  # s'y < 0
+    assert not h.push(np.zeros(3), np.zeros(3))                       # y = 0
+    assert not h.push(np.array([1.0, 0, 0]), np.array([np.nan, 0, 0]))
+    assert h.count == 0
+    assert h.push(np.array([1.0, 0, 0]), np.array([4.0, 0, 0]))
+    assert h.gamma == pytest.approx(0.25)
+    g = np.array([1.0, 2.0, 3.0])
+    out = np.empty(3)
+    h.two_loop(g, out)
+    np.testing.assert_allclose(out, dense_inverse_hessian([(np.array([1.0, 0, 0]),
+                                                             np.array([4.0, 0, 0]))], 3) @ g)
+    h.clear()
+    assert h.count == 0 and h.gamma == 1.0
+    h.two_loop(g, out, -1.0)
+    np.testing.assert_array_equal(out, -g)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), m=st.integers(1, 6), count=st.integers(0, 10),
+       seed=st.integers(0, 2**31 - 1), f32=st.booleans())
+def test_direction_is_descent(n, m, count, seed, f32):
+    dtype = np.float32 if f32 else np.float64
+    rng = np.random.default_rng(seed)
+    h = _core.LBFGSHistory(n, m, dtype)
+    for _ in range(count):
+        s = rng.standard_normal(n).astype(dtype)
+        # Arbitrary y, often with negative curvature: skipped pairs must keep H positive definite.
+        y = (rng.standard_normal(n) + rng.uniform(-1, 3) * s).astype(dtype)
+        h.push(s, y)
+    g = rng.standard_normal(n).astype(dtype)
+    d = np.empty_like(g)
+    h.two_loop(g, d, -1.0)
+    assert np.all(np.isfinite(d))
+    assert float(g.astype(np.float64) @ d.astype(np.float64)) < 0.0
+
+
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (lambda h: h.two_loop(np.zeros(5, np.float32), np.zeros(5)), TypeError,
+         "g has dtype float32"),
+        (lambda h: h.two_loop(np.zeros(4), np.zeros(5)), ValueError, "g has 4 elements"),
+        (lambda h: h.two_loop(np.zeros(5), np.zeros(5)[::-1]), ValueError, "out is not C-contig"),
+        (lambda h: h.two_loop([0.0] * 5, np.zeros(5)), TypeError, "g must be a numpy.ndarray"),
+        (lambda h: h.push(np.zeros(5), np.zeros(6)), ValueError, "y has 6 elements"),
+        (lambda h: h.push_difference(np.zeros(5), np.zeros(5), np.zeros(5, np.float32),
+                                     np.zeros(5)), TypeError, "g_new has dtype float32"),
+        (lambda h: h.two_loop(np.zeros(5), np.zeros(5), math.nan), ValueError, "scale"),
+        (lambda h: h.pair(3), IndexError, "pair index 3"),
+    ],
+)
+def test_history_error_table(call, exc, pattern):
+    h = _core.LBFGSHistory(5, 3, np.float64)
+    s = np.arange(1.0, 6.0)
+    assert h.push(s, 2 * s)
+    before = [a.copy() for a in h.pair(0)]
+    with pytest.raises(exc, match=pattern):
+        call(h)
+    assert h.count == 1 and h.gamma == 0.5
+    for a, b in zip(before, h.pair(0)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_history_readonly_out_and_overlap():
+    h = _core.LBFGSHistory(4, 2)
+    g = np.ones(4)
+    ro = np.zeros(4)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        h.two_loop(g, ro)
+    with pytest.raises(ValueError, match="out shares memory with g"):
+        h.two_loop(g, g)
+    with pytest.raises(ValueError, match="history must be >= 1"):
+        _core.LBFGSHistory(4, 0)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        _core.LBFGSHistory(4, 2, np.int64)
+    with pytest.raises(ValueError, match="curvature_eps"):
+        _core.LBFGSHistory(4, 2, np.float64, -1.0)
+
+
+# --------------------------------------------------------------------------- line search
+
+
+def test_strong_wolfe_conditions_hold():
+    # phi(t) = f(x + t d) for Rosenbrock from the standard start along -g.
+    x = np.array([-1.2, 1.0])
+    f0, g0 = ext_rosenbrock(x)
+    d = -g0
+
+    def phi(t):
+        f, g = ext_rosenbrock(x + t * d)
+        return f, float(g @ d)
+
+    r = strong_wolfe(phi, f0, float(g0 @ d), 1.0 / np.linalg.norm(d))
+    assert r.ok
+    assert r.f <= f0 + 1e-4 * r.step * float(g0 @ d)
+    assert abs(r.dphi) <= 0.9 * abs(float(g0 @ d))
+
+
+def test_strong_wolfe_backs_off_from_nan():
+    # f is a parabola with its minimum at t = 2 but undefined beyond t = 3.
+    calls = []
+
+    def phi(t):
+        calls.append(t)
+        if t > 3.0:
+            return math.nan, math.nan
+        return (t - 2.0) ** 2, 2.0 * (t - 2.0)
+
+    r = strong_wolfe(phi, 4.0, -4.0, 100.0, c2=0.1)
+    assert r.ok and abs(r.step - 2.0) < 0.3
+    assert len(calls) <= 20 + 10
+
+
+def test_line_searches_are_bounded():
+    n = 0
+
+    def phi(t):
+        nonlocal n
+        n += 1
+        return 1.0 + t, 1.0  # never decreases: the direction was not a descent one
+
+    r = strong_wolfe(phi, 1.0, -1.0, 1.0, max_evals=7, backtrack_evals=3)
+    assert not r.ok and n == r.nfev <= 10
+    n = 0
+    r = backtracking(lambda t: (1.0 + t, -t), 1.0, max_evals=9)
+    assert not r.ok and r.nfev <= 9
+
+
+# --------------------------------------------------------------------------- vs scipy
+
+PROBLEMS = {
+    "rosenbrock-2": (ext_rosenbrock, np.array([-1.2, 1.0])),
+    "rosenbrock-100": (ext_rosenbrock, np.tile([-1.2, 1.0], 50)),
+    "powell-singular-8": (powell_singular, np.tile([3.0, -1.0, 0.0, 1.0], 2)),
+    "beale": (beale, np.array([1.0, 1.0])),
+    "ill-quadratic": (ill_quadratic(), np.ones(200)),
+    "logistic-l2": (logistic(), np.zeros(30)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_lbfgs_matches_scipy(name):
+    so = pytest.importorskip("scipy.optimize")
+    fun, x0 = PROBLEMS[name]
+    ref = so.minimize(fun, x0, jac=True, method="L-BFGS-B")
+    res = minimize(fun, x0)
+    assert res.success, res.message
+    assert res.status == 0
+    assert res.fun <= ref.fun + 1e-8 * max(1.0, abs(ref.fun))
+    assert res.nfev == res.njev
+    # Same algorithm family: evaluation counts of the same order.
+    assert res.nfev <= 1.5 * ref.nfev + 5
+    if name not in ("powell-singular-8", "ill-quadratic"):  # unique, well-conditioned minimizers
+        np.testing.assert_allclose(res.x, ref.x, atol=1e-4)
+    np.testing.assert_allclose(res.jac, fun(res.x)[1])
+    assert res.fun == pytest.approx(fun(res.x)[0])
+
+
+@pytest.mark.parametrize("name", ["rosenbrock-2", "beale", "logistic-l2", "powell-singular-8"])
+def test_bfgs_and_newton_reach_minimum(name):
+    so = pytest.importorskip("scipy.optimize")
+    fun, x0 = PROBLEMS[name]
+    ref = so.minimize(fun, x0, jac=True, method="L-BFGS-B", options={"ftol": 1e-14, "gtol": 1e-8})
+    res = minimize(fun, x0, method="bfgs", ftol=1e-14, gtol=1e-8)
+    assert res.success, res.message
+    assert res.fun <= ref.fun + 1e-7
+
+    def hessp(x, p):  # central differences of the gradient: good enough for Newton-CG
+        eps = 1e-6
+        return (fun(x + eps * p)[1] - fun(x - eps * p)[1]) / (2 * eps)
+
+    res = minimize(fun, x0, method="newton", hessp=hessp, ftol=1e-14, gtol=1e-8)
+    assert res.success, res.message
+    assert res.fun <= ref.fun + 1e-7
+    assert res.nhev > 0
+
+
+def test_newton_dense_hessian_quadratic_in_one_step():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((6, 6))
+    A = A @ A.T + 6 * np.eye(6)
+    b = rng.standard_normal(6)
+    res = minimize(lambda x: (0.5 * x @ A @ x - b @ x, A @ x - b), np.zeros(6), method="newton",
+                   hess=lambda x: A)
+    assert res.success and res.nit == 1
+    np.testing.assert_allclose(res.x, np.linalg.solve(A, b), rtol=1e-10)
+
+
+def test_bounds_against_scipy():
+    so = pytest.importorskip("scipy.optimize")
+
+    def rosen(x):
+        t = x[1:] - x[:-1] ** 2
+        f = float(np.sum(100 * t**2 + (1 - x[:-1]) ** 2))
+        g = np.zeros_like(x)
+        g[:-1] = -400 * x[:-1] * t - 2 * (1 - x[:-1])
+        g[1:] += 200 * t
+        return f, g
+
+    bounds = [(-2.0, 0.5)] * 10 + [(None, None)] * 5 + [(0.2, None)] * 5
+    ref = so.minimize(rosen, np.zeros(20), jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"ftol": 1e-14, "gtol": 1e-9})
+    res = minimize(rosen, np.zeros(20), bounds=bounds, ftol=1e-14, gtol=1e-9)
+    assert res.success, res.message
+    assert res.fun == pytest.approx(ref.fun, rel=1e-7)
+    np.testing.assert_allclose(res.x, ref.x, atol=1e-4)
+    lo = np.array([b[0] if b[0] is not None else -np.inf for b in bounds])
+    hi = np.array([b[1] if b[1] is not None else np.inf for b in bounds])
+    assert np.all(res.x >= lo) and np.all(res.x <= hi)
+
+
+# Tolerances a dtype can reach (f summed in float64 either way: float32 f would be noise).
+TIGHT = {np.float32: {"ftol": 1e-12, "gtol": 1e-5}, np.float64: {"ftol": 1e-15, "gtol": 1e-10}}
+ATOL = {np.float32: 2e-4, np.float64: 1e-6}
+
+
+def quadratic(w, b):
+    def fun(x):
+        r = x - b
+        return 0.5 * float(np.sum(w * r * r, dtype=np.float64)), w * r
+
+    return fun
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bounds_closed_form(dtype):
+    rng = np.random.default_rng(2)
+    b = (3 * rng.standard_normal(100)).astype(dtype)
+    w = np.linspace(0.5, 20, 100).astype(dtype)
+    bounds = [(-1.0, 0.5)] * 100
+    res = minimize(quadratic(w, b), np.zeros(100, dtype), bounds=bounds, **TIGHT[dtype])
+    assert res.success, res.message
+    assert res.x.dtype == dtype
+    np.testing.assert_allclose(res.x, np.clip(b, -1.0, 0.5), atol=ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_owlqn_soft_threshold_closed_form(dtype):
+    rng = np.random.default_rng(4)
+    b = (2 * rng.standard_normal(300)).astype(dtype)
+    w = np.linspace(1.0, 10.0, 300).astype(dtype)
+    lam = 1.5
+    res = minimize(quadratic(w, b), np.zeros(300, dtype), l1=lam, **TIGHT[dtype])
+    # float32: the last line search may see no decrease left in f (status 2).
+    assert res.success or (dtype == np.float32 and res.status == 2), res.message
+    expected = np.sign(b) * np.maximum(np.abs(b) - lam / w, 0.0)
+    np.testing.assert_allclose(res.x, expected, atol=ATOL[dtype])
+    np.testing.assert_array_equal(res.x == 0, expected == 0)  # exact zeros, not small values
+
+
+def test_owlqn_lasso_against_proximal_gradient():
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((80, 40))
+    x_true = rng.standard_normal(40) * (rng.random(40) < 0.3)
+    y = A @ x_true + 0.1 * rng.standard_normal(80)
+    lam = 5.0
+    res = minimize(lambda x: (0.5 * float(np.sum((A @ x - y) ** 2)), A.T @ (A @ x - y)),
+                   np.zeros(40), l1=lam, gtol=1e-10, ftol=0.0)
+    L = np.linalg.norm(A, 2) ** 2
+    x = np.zeros(40)
+    for _ in range(5000):  # ISTA to high accuracy
+        z = x - A.T @ (A @ x - y) / L
+        x = np.sign(z) * np.maximum(np.abs(z) - lam / L, 0.0)
+    np.testing.assert_allclose(res.x, x, atol=1e-6)
+    np.testing.assert_array_equal(res.x == 0, x == 0)
+    assert res.fun == pytest.approx(0.5 * np.sum((A @ x - y) ** 2) + lam * np.abs(x).sum())
+
+
+# --------------------------------------------------------------------------- float32, API
+
+
+def test_float32_end_to_end():
+    seen = set()
+
+    def fun(x):
+        seen.add(x.dtype)
+        return ext_rosenbrock(x)
+
+    res = minimize(fun, np.tile(np.array([-1.2, 1.0], np.float32), 10))
+    assert seen == {np.dtype(np.float32)}
+    assert res.x.dtype == np.float32 and res.jac.dtype == np.float32
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, 1.0, atol=2e-3)
+
+
+def test_separate_jac_args_and_shapes():
+    A = np.diag([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+
+    def f(x, scale):
+        return scale * 0.5 * float(x.ravel() @ A @ x.ravel())
+
+    def g(x, scale):
+        return scale * (A @ x.ravel()).reshape(x.shape)
+
+    res = minimize(f, np.ones((2, 3)), args=(2.0,), jac=g)
+    assert res.success and res.x.shape == (2, 3)
+    np.testing.assert_allclose(res.x, 0.0, atol=1e-5)
+    assert res.nfev == res.njev
+
+
+def test_trial_points_are_never_mutated():
+    kept = []
+
+    def fun(x):
+        kept.append((x, x.copy()))
+        return ext_rosenbrock(x)
+
+    minimize(fun, np.array([-1.2, 1.0]))
+    assert all(np.array_equal(a, b) for a, b in kept)
+
+
+def test_callback_stops_and_verbose(capsys):
+    seen = []
+
+    def cb(intermediate_result):
+        seen.append(intermediate_result.fun)
+        return len(seen) == 3
+
+    res = minimize(ext_rosenbrock, np.array([-1.2, 1.0]), callback=cb, verbose=True)
+    assert res.status == 99 and not res.success and res.nit == 3
+    assert seen == sorted(seen, reverse=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 + 1 + 3  # header, x0, one per iteration
+
+    xs = []
+
+    def old_style(xk):
+        xs.append(xk)
+        if len(xs) == 2:
+            raise StopIteration
+
+    res = minimize(ext_rosenbrock, np.array([-1.2, 1.0]), callback=old_style)
+    assert res.status == 99 and res.nit == 2 and xs[0].shape == (2,)
+
+
+# --------------------------------------------------------------------------- failure paths
+
+
+def test_nan_at_x0():
+    res = minimize(lambda x: (math.nan, np.zeros_like(x)), np.ones(3))
+    assert res.status == 3 and not res.success and res.nit == 0
+    assert "not finite" in res.message
+
+
+def test_nan_region_is_avoided():
+    # log barrier: NaN for x <= 0; minimum at x = 1 in each coordinate.
+    def fun(x):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = float(np.sum(x - np.log(x)))
+        return f, 1.0 - 1.0 / x
+
+    res = minimize(fun, np.full(5, 10.0))
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, 1.0, atol=1e-4)
+
+
+def test_no_progress_reports_line_search_failure():
+    # A gradient inconsistent with f: no step along -g decreases f.
+    res = minimize(lambda x: (float(x @ x), -2.0 * x), np.ones(4))
+    assert res.status == 2 and not res.success
+    assert "line search" in res.message
+    np.testing.assert_array_equal(res.x, np.ones(4))
+
+
+def test_max_iter_and_max_fun():
+    res = minimize(ext_rosenbrock, np.tile([-1.2, 1.0], 4), max_iter=5)
+    assert res.status == 1 and res.nit == 5 and not res.success
+    assert "max_iter" in res.message
+    res = minimize(ext_rosenbrock, np.tile([-1.2, 1.0], 4), max_fun=10)
+    assert res.status == 1 and "max_fun" in res.message
+
+
+def test_converged_at_x0():
+    res = minimize(lambda x: (float(x @ x), 2 * x), np.zeros(3))
+    assert res.success and res.nit == 0 and res.nfev == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, pattern",
+    [
+        ({"x0": np.ones(3), "method": "cg"}, ValueError, "method"),
+        ({"x0": np.array(["a"])}, TypeError, "x0"),
+        ({"x0": np.array([1.0, np.nan])}, ValueError, "x0"),
+        ({"x0": np.ones(0)}, ValueError, "x0"),
+        ({"x0": np.ones(3), "history": 0}, ValueError, "history"),
+        ({"x0": np.ones(3), "history": 2.5}, TypeError, "history"),
+        ({"x0": np.ones(3), "gtol": -1}, ValueError, "gtol"),
+        ({"x0": np.ones(3), "l1": math.inf}, ValueError, "l1"),
+        ({"x0": np.ones(3), "max_iter": -1}, ValueError, "max_iter"),
+        ({"x0": np.ones(3), "jac": False}, ValueError, "jac"),
+        ({"x0": np.ones(3), "bounds": [(0, 1)] * 2}, ValueError, "bounds"),
+        ({"x0": np.ones(3), "bounds": [(1, 0)] * 3}, ValueError, r"bounds\[0\]"),
+        ({"x0": np.ones(3), "bounds": [(0, 1)] * 3, "l1": 1.0}, ValueError, "bounds and l1"),
+        ({"x0": np.ones(3), "hess": lambda x: np.eye(3)}, ValueError, "hess"),
+        ({"x0": np.ones(3), "method": "newton"}, ValueError, "hess"),
+        ({"x0": np.ones(3), "callback": 3}, TypeError, "callback"),
+    ],
+)
+def test_minimize_error_table(kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        minimize(lambda x: (float(x @ x), 2 * x), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "fun, exc, pattern",
+    [
+        (lambda x: (float(x @ x), np.ones(4)), ValueError, r"shape \(4,\), expected \(3,\)"),
+        (lambda x: float(x @ x), TypeError, "fun must return"),
+        (lambda x: (np.ones(2), 2 * x), ValueError, "real scalar"),
+    ],
+)
+def test_bad_objective_outputs(fun, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        minimize(fun, np.ones(3))
+
+
+# --------------------------------------------------------------------------- step-wise LBFGS
+
+
+def test_stepwise_matches_minimize():
+    x = np.tile(np.array([-1.2, 1.0]), 5)
+    calls = 0
+
+    def closure():
+        nonlocal calls
+        calls += 1
+        return ext_rosenbrock(x)
+
+    opt = LBFGS(x, max_iter=1000, max_eval=10_000, tolerance_grad=1e-5, tolerance_change=0.0)
+    f0 = opt.step(closure)
+    assert f0 == ext_rosenbrock(np.tile(np.array([-1.2, 1.0]), 5))[0]
+    res = minimize(ext_rosenbrock, np.tile([-1.2, 1.0], 5), ftol=0.0)
+    np.testing.assert_allclose(x, res.x, rtol=1e-12)
+    assert calls == res.nfev and opt.nit == res.nit
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stepwise_in_place_many_steps(dtype):
+    x = np.zeros((4, 5), dtype)
+    target = np.arange(20, dtype=dtype).reshape(4, 5) / 10
+    ref = x
+    opt = LBFGS(x, max_iter=5)
+    for _ in range(10):
+        opt.step(lambda: (float(np.sum((x - target) ** 2)), 2 * (x - target)))
+    assert x is ref and x.dtype == dtype
+    np.testing.assert_allclose(x, target, atol=1e-5)
+
+
+def test_stepwise_fixed_step_like_torch():
+    torch = pytest.importorskip("torch")
+    x0 = np.array([-1.2, 1.0, -0.5, 0.3])
+    x = x0.copy()
+    opt = LBFGS(x, lr=0.05, line_search_fn=None, history_size=5, max_iter=3)
+    xt = torch.tensor(x0, requires_grad=True)
+    topt = torch.optim.LBFGS([xt], lr=0.05, history_size=5, max_iter=3)
+
+    def tclosure():
+        topt.zero_grad()
+        f = torch.sum(100 * (xt[1::2] - xt[::2] ** 2) ** 2 + (1 - xt[::2]) ** 2)
+        f.backward()
+        return f
+
+    for _ in range(2):
+        opt.step(lambda: ext_rosenbrock(x))
+        topt.step(tclosure)
+    assert np.all(np.isfinite(x))
+    assert ext_rosenbrock(x)[0] < ext_rosenbrock(x0)[0]
+
+
+def test_stepwise_errors():
+    with pytest.raises(TypeError, match="x"):
+        LBFGS(np.zeros(3, np.int64))
+    with pytest.raises(TypeError, match="x"):
+        LBFGS([1.0, 2.0])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        LBFGS(np.zeros((3, 4))[:, ::2])
+    with pytest.raises(ValueError, match="lr"):
+        LBFGS(np.zeros(3), lr=0.0)
+    with pytest.raises(ValueError, match="line_search_fn"):
+        LBFGS(np.zeros(3), line_search_fn="backtracking")
+    opt = LBFGS(np.zeros(3))
+    with pytest.raises(TypeError, match="closure"):
+        opt.step(None)
+    x = np.ones(3)
+    opt = LBFGS(x)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        opt.step(lambda: (math.inf, np.zeros(3)))
+    np.testing.assert_array_equal(x, np.ones(3))
