@@ -1,4 +1,6 @@
 """gradstep: gradient-descent optimizers with C++ kernels that update NumPy arrays in place."""
+from . import schedules
+from ._averaging import EMA, SnapshotEnsemble, ewa
 from ._core import get_num_threads, set_num_threads
 from ._optimizers import (
     SGD,
@@ -16,11 +18,13 @@ from ._optimizers import (
 from ._checkpoint import load, save
 from ._clip import clip_grad_norm, grad_norm
 from ._minimize import LBFGS, OptimizeResult, minimize
+from ._plot import plot_schedules
 from ._runtime import build_info, get_include
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EMA",
     "LBFGS",
     "OptimizeResult",
     "SGD",
@@ -33,15 +37,19 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "SnapshotEnsemble",
     "Rprop",
     "__version__",
     "build_info",
     "clip_grad_norm",
+    "ewa",
     "get_include",
     "get_num_threads",
     "grad_norm",
     "load",
     "minimize",
+    "plot_schedules",
     "save",
+    "schedules",
     "set_num_threads",
 ]

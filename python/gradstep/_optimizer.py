@@ -425,7 +425,10 @@ class Optimizer:
         groups = []
         index = 0
         for grp in self.param_groups:
-            packed = {k: copy.copy(x) for k, x in grp.items() if k != "params"}
+            # Schedules are kept as the same objects (a loss-driven one carries state
+            # that must stay linked to the live optimizer); values are copied.
+            packed = {k: (x if v.is_scheduled(x) else copy.copy(x))
+                      for k, x in grp.items() if k != "params"}
             packed["params"] = list(range(index, index + len(grp["params"])))
             index += len(grp["params"])
             groups.append(packed)
