@@ -1,0 +1,1 @@
+"""The showcase behind ``python -m gradstep demo``."""
