@@ -139,3 +139,25 @@ def test_state_dict_has_torch_shape(rng, torch_default_float64):
     for key in ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize",
                 "decoupled_weight_decay"):
         assert ours["param_groups"][0][key] == theirs["param_groups"][0][key], key
+
+
+def test_torch_sgd_state_dict_continues_momentum(rng, torch_default_float64):
+    """torch's SGD state has a momentum buffer but no step count: loading it must
+    not restart the buffer."""
+    p = rng.standard_normal(6)
+    tp = torch.tensor(p.copy(), requires_grad=True)
+    topt = torch.optim.SGD([tp], lr=0.1, momentum=0.9, dampening=0.5, foreach=False)
+    grads = gradient_sequence(rng, (6,), 6, np.float64)
+    for g in grads[:3]:
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+    q = tp.detach().numpy().copy()
+    opt = gs.SGD([q], lr=0.1, momentum=0.9, dampening=0.5)
+    sd = topt.state_dict()
+    opt.load_state_dict({"state": {i: {k: v.numpy() for k, v in e.items()} for i, e in sd["state"].items()},
+                         "param_groups": sd["param_groups"]})
+    for g in grads[3:]:
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+        opt.step([g])
+    assert_relative(q, tp.detach().numpy(), 1e-12)

@@ -502,6 +502,10 @@ class Optimizer:
                     if arr.dtype.kind not in "fiu":
                         raise TypeError(f"state_dict state[{i}]['{name}'] has dtype {arr.dtype}")
                     r.arrays[name] = np.array(arr, dtype=p.dtype, order="C", copy=True)
+            if "step" not in entry and r.arrays:
+                # torch's SGD keeps no step count; a momentum buffer means at least one
+                # step was taken (step 0 would restart the buffer from the gradient).
+                r.step = 1
             new_records[id(p)] = r
         # Checked: apply.
         for grp, hyper in zip(self.param_groups, new_hyper):
