@@ -14,8 +14,8 @@ Three markdown tables:
    memory bandwidth measured in the same run: a STREAM triad a = b + s c in C++
    (gradstep._core.add_scaled) on 4e7 float64 (far beyond any cache), bytes counted
    STREAM-style (3 vectors per pass). The
-   two-loop moves 8k + 1 vectors of n for k stored pairs (each pass fuses a dot
-   product with an axpy).
+   two-loop moves 8k - 1 vectors of n for k stored pairs (each pass fuses a dot
+   product with an axpy; the last one yields g'd for the line search).
 
 A benchmark never asserts a time.
 """
@@ -181,7 +181,7 @@ def table_time(quick: bool) -> str:
             "|---|---|---|---|---|"]
     for n in sizes:
         iters = 30 if n >= 1_000_000 else 100
-        repeats = 2 if n >= 1_000_000 else 5
+        repeats = 3 if n >= 1_000_000 else 15
         x0 = np.ones(n)
 
         def run_scipy(fun, x0=x0, iters=iters):
@@ -192,8 +192,14 @@ def table_time(quick: bool) -> str:
             return minimize(fun, x0, max_iter=iters, ftol=0.0, gtol=0.0)
 
         run_gs(timed_quadratic(n)[0])  # warm up imports and caches
-        t_s, it_s = solver_time(run_scipy, n, repeats)
-        t_g, it_g = solver_time(run_gs, n, repeats)
+        # Interleaved, minimum of repeats: on a shared machine the load drifts.
+        t_s = t_g = math.inf
+        it_s = it_g = 0
+        for _ in range(repeats):
+            t, it_s = solver_time(run_scipy, n, 1)
+            t_s = min(t_s, t)
+            t, it_g = solver_time(run_gs, n, 1)
+            t_g = min(t_g, t)
         rows.append(f"| {n:g} | {it_g} (scipy {it_s}) | {t_s * 1e6:,.1f} | {t_g * 1e6:,.1f} | "
                     f"{t_g / t_s:.2f} |")
     return "\n".join(rows)
@@ -234,7 +240,7 @@ def table_bandwidth(quick: bool) -> str:
             h.two_loop(b, out, -1.0)
             t = best_time(lambda h=h, b=b, out=out: h.two_loop(b, out, -1.0), 3 if n > 3e6 else 8)
             k = h.count
-            bw = (8 * k + 1) * n * item / t
+            bw = (8 * k - 1) * n * item / t
             rows.append(f"| {n:g} | {np.dtype(dtype).name} | {t * 1e3:.2f} | {bw / 1e9:.1f} | "
                         f"{triad / 1e9:.1f} | {bw / triad:.0%} |")
             del h, out

@@ -237,6 +237,49 @@ def test_history_readonly_out_and_overlap():
         _core.LBFGSHistory(4, 2, np.float64, -1.0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 1023])
+def test_fused_kernels(dtype, n):
+    rng = np.random.default_rng(n)
+    h = _core.LBFGSHistory(n, 3, dtype)
+    for s, y in random_pairs(rng, n, 4, dtype):
+        h.push(s, y)
+    g = rng.standard_normal(n).astype(dtype)
+    d = np.empty_like(g)
+    gd = h.two_loop(g, d, -1.0)
+    assert gd == pytest.approx(float(g.astype(np.float64) @ d.astype(np.float64)), rel=1e-12)
+    out = np.empty_like(g)
+    dot, norm = _core.take_gradient(out, g, d)
+    np.testing.assert_array_equal(out, g)
+    assert norm == np.abs(g).max()
+    assert dot == pytest.approx(float(g.astype(np.float64) @ d.astype(np.float64)), rel=1e-12)
+    bad = g.copy()
+    bad[n // 2] = np.inf
+    assert math.isnan(_core.take_gradient(out, bad, bad)[1])
+    lo, hi = np.full(n, -0.5, dtype), np.full(n, 0.25, dtype)
+    x = rng.standard_normal(n).astype(dtype)
+    _core.add_scaled_clip(out, x, 0.5, d, lo, hi)
+    np.testing.assert_array_equal(out, np.clip(x + dtype(0.5) * d, lo, hi))
+    with pytest.raises(ValueError, match="out shares memory"):
+        _core.take_gradient(g, g, d)
+    with pytest.raises(TypeError, match="dtype"):
+        _core.take_gradient(out, g.astype(np.float16), d)
+
+
+def test_trial_points_kept_as_views_are_never_reused():
+    kept = []
+
+    def fun(x):
+        kept.append((x[::2], x[::2].copy()))  # a view keeps the whole array alive
+        return ext_rosenbrock(x)
+
+    res = minimize(fun, np.tile([-1.2, 1.0], 8))
+    assert all(np.array_equal(a, b) for a, b in kept)
+    ref = minimize(ext_rosenbrock, np.tile([-1.2, 1.0], 8))  # buffers recycled here
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.nfev == ref.nfev
+
+
 # --------------------------------------------------------------------------- line search
 
 

@@ -3,9 +3,11 @@
 //   LBFGSHistory(n, history=10, dtype="float64", curvature_eps=None)
 //     .push(s, y) -> bool             stores the pair unless its curvature is too small
 //     .push_difference(x_new, x_old, g_new, g_old) -> bool
-//     .two_loop(g, out, scale=1.0)    out = scale * H g
+//     .two_loop(g, out, scale=1.0) -> g'out   out = scale * H g
 //     .clear(); .size, .capacity, .count, .gamma, .dtype, .pair(j) -> (s, y) copies
 //   add_scaled(out, x, alpha, d)      out = x + alpha * d
+//   add_scaled_clip(out, x, alpha, d, lo, hi)   out = clip(x + alpha * d, lo, hi)
+//   take_gradient(out, g, d) -> (g'd, ||g||_inf)  out = g, with the dot and the norm
 //
 // Every array is taken as it is (exact dtype, C-contiguous, the history's size);
 // all checks run before any buffer is written, then the GIL is released for
@@ -117,8 +119,9 @@ class PyLBFGSHistory {
     return single_ ? push_difference_t<float>(*f32_, x_new, x_old, g_new, g_old)
                    : push_difference_t<double>(*f64_, x_new, x_old, g_new, g_old);
   }
-  void two_loop(py::handle g, py::handle out, double scale) {
-    if (single_) two_loop_t<float>(*f32_, g, out, scale); else two_loop_t<double>(*f64_, g, out, scale);
+  double two_loop(py::handle g, py::handle out, double scale) {
+    return single_ ? two_loop_t<float>(*f32_, g, out, scale)
+                   : two_loop_t<double>(*f64_, g, out, scale);
   }
   py::tuple pair(py::ssize_t j) const {
     const auto k = static_cast<py::ssize_t>(count());
@@ -159,8 +162,8 @@ class PyLBFGSHistory {
   }
 
   template <class T>
-  void two_loop_t(gradstep::LBFGSHistory<T>& h, py::handle g_obj, py::handle out_obj,
-                  double scale) {
+  double two_loop_t(gradstep::LBFGSHistory<T>& h, py::handle g_obj, py::handle out_obj,
+                    double scale) {
     py::array g = sized_array<T>(g_obj, "g", false, h.size());
     py::array out = sized_array<T>(out_obj, "out", true, h.size());
     if (!std::isfinite(scale)) {
@@ -173,7 +176,7 @@ class PyLBFGSHistory {
     T* op = static_cast<T*>(out.mutable_data());
     OptionalRelease release(h.size() * (h.count() + 1) >= kReleaseGilFrom);
     std::lock_guard<std::mutex> lock(mutex_);
-    h.two_loop(gp, op, scale);
+    return h.two_loop(gp, op, scale);
   }
 
   template <class T>
@@ -233,6 +236,64 @@ void add_scaled(py::handle out_obj, py::handle x, double alpha, py::handle d) {
   }
 }
 
+
+template <class T>
+void add_scaled_clip_t(py::array out, py::handle x_obj, double alpha, py::handle d_obj,
+                       py::handle lo_obj, py::handle hi_obj) {
+  py::array x = checked_array<T>(x_obj, "x", false, &out, "out");
+  py::array d = checked_array<T>(d_obj, "d", false, &out, "out");
+  py::array lo = checked_array<T>(lo_obj, "lo", false, &out, "out");
+  py::array hi = checked_array<T>(hi_obj, "hi", false, &out, "out");
+  for (const auto* a : {&x, &d, &lo, &hi}) {
+    if (overlaps(out, *a)) throw py::value_error("out shares memory with an input array");
+  }
+  const auto n = static_cast<std::size_t>(out.size());
+  T* op = static_cast<T*>(out.mutable_data());
+  OptionalRelease release(n >= kReleaseGilFrom);
+  gradstep::add_scaled_clip<T>(op, static_cast<const T*>(x.data()), alpha,
+                               static_cast<const T*>(d.data()), static_cast<const T*>(lo.data()),
+                               static_cast<const T*>(hi.data()), n);
+}
+
+void add_scaled_clip(py::handle out_obj, py::handle x, double alpha, py::handle d, py::handle lo,
+                     py::handle hi) {
+  if (!std::isfinite(alpha)) {
+    throw py::value_error("alpha must be finite, got " + std::to_string(alpha));
+  }
+  if (py::isinstance<py::array_t<float, py::array::forcecast>>(out_obj) &&
+      py::isinstance<py::array>(out_obj)) {
+    add_scaled_clip_t<float>(checked_array<float>(out_obj, "out", true), x, alpha, d, lo, hi);
+  } else {
+    add_scaled_clip_t<double>(checked_array<double>(out_obj, "out", true), x, alpha, d, lo, hi);
+  }
+}
+
+template <class T>
+py::tuple take_gradient_t(py::array out, py::handle g_obj, py::handle d_obj) {
+  py::array g = checked_array<T>(g_obj, "g", false, &out, "out");
+  py::array d = checked_array<T>(d_obj, "d", false, &out, "out");
+  if (overlaps(out, g) || overlaps(out, d)) {
+    throw py::value_error("out shares memory with g or d; pass a separate output array");
+  }
+  const auto n = static_cast<std::size_t>(out.size());
+  T* op = static_cast<T*>(out.mutable_data());
+  gradstep::GradientSummary r{};
+  {
+    OptionalRelease release(n >= kReleaseGilFrom);
+    r = gradstep::take_gradient<T>(op, static_cast<const T*>(g.data()),
+                                   static_cast<const T*>(d.data()), n);
+  }
+  return py::make_tuple(r.dot, r.inf_norm);
+}
+
+py::tuple take_gradient(py::handle out_obj, py::handle g, py::handle d) {
+  if (py::isinstance<py::array_t<float, py::array::forcecast>>(out_obj) &&
+      py::isinstance<py::array>(out_obj)) {
+    return take_gradient_t<float>(checked_array<float>(out_obj, "out", true), g, d);
+  }
+  return take_gradient_t<double>(checked_array<double>(out_obj, "out", true), g, d);
+}
+
 }  // namespace
 
 void register_lbfgs(py::module_& m) {
@@ -256,11 +317,19 @@ void register_lbfgs(py::module_& m) {
            py::arg("x_old"), py::arg("g_new"), py::arg("g_old"),
            "push(x_new - x_old, g_new - g_old) in one pass.")
       .def("two_loop", &PyLBFGSHistory::two_loop, py::arg("g"), py::arg("out"),
-           py::arg("scale") = 1.0, "out = scale * H g by the two-loop recursion.")
+           py::arg("scale") = 1.0,
+           "out = scale * H g (compact L-BFGS representation, two passes over n); "
+           "returns g' out.")
       .def("pair", &PyLBFGSHistory::pair, py::arg("j"),
            "Copies of the j-th stored pair (s, y), 0 the oldest.");
   m.def("add_scaled", &add_scaled, py::arg("out"), py::arg("x"), py::arg("alpha"), py::arg("d"),
         "out = x + alpha * d (same dtype and shape, no conversion).");
+  m.def("add_scaled_clip", &add_scaled_clip, py::arg("out"), py::arg("x"), py::arg("alpha"),
+        py::arg("d"), py::arg("lo"), py::arg("hi"),
+        "out = clip(x + alpha * d, lo, hi) in one pass (same dtype and shape, no conversion).");
+  m.def("take_gradient", &take_gradient, py::arg("out"), py::arg("g"), py::arg("d"),
+        "out = g; returns (g' d, max |g_i|) from the same pass (the norm is NaN if g has "
+        "NaN or Inf). d may be g.");
 }
 
 }  // namespace gradstep_bindings

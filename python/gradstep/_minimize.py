@@ -180,6 +180,11 @@ class _Objective:
 
     def __call__(self, x: Array, g_out: Array) -> float:
         """f(x) as a float (NaN/Inf allowed) with the gradient written into g_out."""
+        return self.evaluate(x, g_out, None)[0]
+
+    def evaluate(self, x: Array, g_out: Array, d: Array | None) -> tuple[float, float, float]:
+        """(f(x), g' d, ||g||_inf) with the gradient copied into g_out, in one pass over g
+        (d=None: g' g). The norm is NaN if g holds NaN or Inf."""
         if self.jac is None:
             out = self.fun(x, *self.args)
             if not isinstance(out, (tuple, list)) or len(out) != 2:
@@ -204,10 +209,17 @@ class _Objective:
                 raise ValueError(f"{what} has shape {g.shape}, expected {self.shape} "
                                  "(the shape of x0)")
             g = g.reshape(self.shape)
+        if g.dtype is g_out.dtype and g.flags.c_contiguous:
+            # The copy and the norm in one pass. The dot product is left to np.dot: a
+            # fused one rounds differently, and on ill-conditioned runs of thousands of
+            # iterations that changes where the ftol test stops (tests pin the
+            # trajectory; see bench/bench_minimize.py for the cost).
+            norm = _core.take_gradient(g_out, g, g)[1]
+            return f, _dot(g_out, g_out if d is None else d), norm
         if g.dtype.kind not in "biuf":
             raise TypeError(f"the gradient has dtype {g.dtype}, expected real numbers")
         np.copyto(g_out, g, casting="unsafe")
-        return f
+        return f, _dot(g_out, g_out if d is None else d), _inf_norm(g_out)
 
 
 def _dot(a: Array, b: Array) -> float:
@@ -247,22 +259,46 @@ class _Engine:
         self.fixed_step: float | None = None  # no line search: torch's line_search_fn=None
         self._xt: Array | None = None
         self._ft = math.nan
+        self._dt = math.nan     # g' d at the last trial point
+        self._gnorm_t = math.nan  # ||g||_inf at the last trial point
+        self.gnorm = math.nan     # ||g||_inf at x
+        self._spare: list[Array] = []  # trial arrays the objective has seen and let go
         self._scratch: Array | None = None
         if bounds is not None:
             np.clip(self.x, bounds[0], bounds[1], out=self.x)
 
     # -- evaluation
     def _trial_buffer(self) -> Array:
-        return self.target if self.target is not None else np.empty_like(self.x)
+        """A buffer for the next trial point: the user's target, or an array nobody
+        outside the engine can see (a previous trial point that no one kept: its
+        reference count shows only our own references), or a new one. So the x
+        the objective receives is always an array it may keep: gradstep never writes
+        into an array that anyone else still references."""
+        if self.target is not None:
+            return self.target
+        spare = self._spare
+        while spare:
+            a = spare.pop()
+            # References: the local name and getrefcount's argument.
+            if sys.getrefcount(a) == 2:
+                return a
+        return np.empty_like(self.x)
+
+    def _release(self, a: Array | None) -> None:
+        if (a is not None and self.target is None and a is not self.x and a is not self._xt
+                and len(self._spare) < 2):
+            self._spare.append(a)
 
     def _evaluate(self, xt: Array) -> float:
         if self.target is not None and xt is not self.target:
             np.copyto(self.target, xt)
             xt = self.target
-        f = self.obj(xt, self.g_new)
+        f, self._dt, self._gnorm_t = self.obj.evaluate(xt, self.g_new, self.d)
         if self.l1:
             f += self.l1 * float(np.abs(xt).sum(dtype=np.float64))
-        self._xt = xt
+        previous, self._xt = self._xt, xt
+        if previous is not xt:
+            self._release(previous)
         self._ft = f
         return f
 
@@ -270,9 +306,11 @@ class _Engine:
         xt = self._trial_buffer()
         if xt is not self.x:
             np.copyto(xt, self.x)
+        if self.target is None:
+            self._xt = None
         f = self._evaluate(xt)
         self._accept(xt, f, push=False)
-        return math.isfinite(f) and math.isfinite(_dot(self.g, self.g))
+        return math.isfinite(f) and math.isfinite(self.gnorm)
 
     def _accept(self, xt: Array, f: float, push: bool) -> None:
         if push:
@@ -283,9 +321,11 @@ class _Engine:
             else:
                 np.copyto(self.x, xt)
         else:
-            self.x = xt
+            previous, self.x = self.x, xt
+            self._release(previous)
         self.g, self.g_new = self.g_new, self.g
         self.f_prev, self.f = self.f, f
+        self.gnorm = self._gnorm_t
 
     def _push(self, xt: Array) -> None:
         pass
@@ -301,7 +341,9 @@ class _Engine:
         return self.g
 
     def optimality(self) -> float:
-        return _inf_norm(self.optimality_vector())
+        if self.l1 or self.bounds is not None:
+            return _inf_norm(self.optimality_vector())
+        return self.gnorm
 
     # -- one iteration
     def direction(self, reset: bool) -> tuple[float, Array]:
@@ -341,12 +383,13 @@ class _Engine:
 
     def _trial_point(self, t: float) -> Array:
         xt = self._trial_buffer()
+        if self.bounds is not None and not self.l1:
+            _core.add_scaled_clip(xt, self.x, t, self.d, self.bounds[0], self.bounds[1])
+            return xt
         _core.add_scaled(xt, self.x, t, self.d)
         if self.l1:
             # OWL-QN: stay in the orthant of x (of -pseudo-gradient where x = 0).
             np.copyto(xt, 0.0, where=(xt * self._orthant) <= 0.0)
-        elif self.bounds is not None:
-            np.clip(xt, self.bounds[0], self.bounds[1], out=xt)
         return xt
 
     def _evaluate_at(self, t: float) -> float:
@@ -355,7 +398,7 @@ class _Engine:
     def _search(self, gd: float, gw: Array, t0: float) -> LineSearchResult:
         if self.fixed_step is not None:
             f = self._evaluate_at(t0)
-            ok = math.isfinite(f) and math.isfinite(_dot(self.g_new, self.d))
+            ok = math.isfinite(f) and math.isfinite(self._dt)
             return LineSearchResult(t0, f, math.nan, 1, ok, True,
                                     "fixed step" if ok else "non-finite objective")
         projected = bool(self.l1)
@@ -379,7 +422,7 @@ class _Engine:
 
         def phi(t: float) -> tuple[float, float]:
             f = self._evaluate_at(t)
-            return f, _dot(self.g_new, self.d)
+            return f, self._dt
 
         return strong_wolfe(phi, self.f, gd, t0, step_max=step_max, max_evals=self.max_ls)
 
@@ -413,7 +456,7 @@ class _LBFGSEngine(_Engine):
         super().__init__(objective, x0, **kw)
         self.hist = _core.LBFGSHistory(x0.size, history, x0.dtype, curvature_eps)
         self.stored = True
-        self._orthant: Array = np.zeros_like(x0)
+        self._orthant: Array = x0  # replaced by the orthant signs when l1 > 0
         self._gw: Array | None = None
 
     def _push(self, xt: Array) -> None:
