@@ -4,7 +4,7 @@ gradstep's C++ kernels (internal: use the gradstep package)
 from __future__ import annotations
 import numpy
 import typing
-__all__: list[str] = ['AdadeltaConfig', 'AdagradConfig', 'AdamConfig', 'LBFGSHistory', 'NAdamConfig', 'PreparedStep', 'RAdamConfig', 'RMSpropConfig', 'RpropConfig', 'SGDConfig', 'add_scaled', 'all_finite', 'available_cores', 'compiler', 'get_num_threads', 'prepare_adadelta', 'prepare_adagrad', 'prepare_adam', 'prepare_adamax', 'prepare_nadam', 'prepare_radam', 'prepare_rmsprop', 'prepare_rprop', 'prepare_sgd', 'scale_', 'set_num_threads', 'set_simd_level', 'simd_level', 'simd_level_supported', 'simd_levels_built', 'sum_squares', 'version']
+__all__: list[str] = ['AdadeltaConfig', 'AdagradConfig', 'AdamConfig', 'LBFGSHistory', 'NAdamConfig', 'PreparedStep', 'RAdamConfig', 'RMSpropConfig', 'RpropConfig', 'SGDConfig', 'add_scaled', 'add_scaled_clip', 'all_finite', 'available_cores', 'compiler', 'get_num_threads', 'prepare_adadelta', 'prepare_adagrad', 'prepare_adam', 'prepare_adamax', 'prepare_nadam', 'prepare_radam', 'prepare_rmsprop', 'prepare_rprop', 'prepare_sgd', 'scale_', 'set_num_threads', 'set_simd_level', 'simd_level', 'simd_level_supported', 'simd_levels_built', 'sum_squares', 'take_gradient', 'version']
 class PreparedStep:
     def run(self) -> None:
         ...
@@ -323,9 +323,9 @@ class LBFGSHistory:
         """
         push(x_new - x_old, g_new - g_old) in one pass.
         """
-    def two_loop(self, g: typing.Any, out: typing.Any, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> None:
+    def two_loop(self, g: typing.Any, out: typing.Any, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> float:
         """
-        out = scale * H g by the two-loop recursion.
+        out = scale * H g (compact L-BFGS representation, two passes over n); returns g' out.
         """
     @property
     def capacity(self) -> int:
@@ -348,6 +348,10 @@ class LBFGSHistory:
 def add_scaled(out: typing.Any, x: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, d: typing.Any) -> None:
     """
     out = x + alpha * d (same dtype and shape, no conversion).
+    """
+def add_scaled_clip(out: typing.Any, x: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, d: typing.Any, lo: typing.Any, hi: typing.Any) -> None:
+    """
+    out = clip(x + alpha * d, lo, hi) in one pass (same dtype and shape, no conversion).
     """
 def all_finite(arrays: list) -> bool:
     """
@@ -402,6 +406,10 @@ def simd_levels_built() -> list[str]:
 def sum_squares(arrays: list) -> float:
     """
     Sum of squares of every element of float32/float64 arrays (None skipped), accumulated in double; deterministic for any thread count.
+    """
+def take_gradient(out: typing.Any, g: typing.Any, d: typing.Any) -> tuple:
+    """
+    out = g; returns (g' d, max |g_i|) from the same pass (the norm is NaN if g has NaN or Inf). d may be g.
     """
 def version() -> str:
     ...
