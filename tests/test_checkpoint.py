@@ -22,14 +22,16 @@ SCRIPT = textwrap.dedent(
     import gradstep as gs
 
     def make(params):
-        return gs.{opt}([{{"params": params[:1], "lr": lambda t: 0.02 * 0.9 ** t}}, {{"params": params[1:]}}],
-                        lr=lambda t: 0.01 * 0.97 ** t{extra})
+        groups = [{{"params": params[:1], "lr": lambda t: 0.02 * 0.9 ** t}},
+                  {{"params": params[1:]}}]
+        return gs.{opt}(groups, lr=lambda t: 0.01 * 0.97 ** t{extra})
 
     def grads(t, params):
         rng = np.random.default_rng(1000 + t)
         return [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
 
-    mode, path, out, k, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    mode, path, out = sys.argv[1:4]
+    k, n = int(sys.argv[4]), int(sys.argv[5])
     rng = np.random.default_rng(7)
     params = [rng.standard_normal((33, 5)).astype(np.float32), rng.standard_normal(17)]
     opt = make(params)
@@ -91,12 +93,12 @@ def test_file_holds_no_pickle(tmp_path, rng):
 
 
 def test_truncated_file_is_a_clear_error_and_changes_nothing(tmp_path, rng):
-    opt, params = trained(rng)
+    opt, _ = trained(rng)
     path = tmp_path / "c.npz"
     gs.save(opt, path)
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
-    fresh, fparams = trained(np.random.default_rng(5))
+    fresh, _ = trained(np.random.default_rng(5))
     before = fresh.state_dict()
     with pytest.raises(ValueError, match=r"cannot load .*c\.npz"):
         gs.load(fresh, path)
@@ -123,7 +125,7 @@ def test_missing_file_is_file_not_found(tmp_path, rng):
 
 
 def test_checkpoint_of_another_optimizer_is_refused(tmp_path, rng):
-    opt, params = trained(rng)
+    opt, _ = trained(rng)
     path = tmp_path / "c.npz"
     gs.save(opt, path)
     other = gs.SGD([np.zeros((4, 3)), np.zeros(2, np.float32)], lr=0.1)
@@ -132,7 +134,7 @@ def test_checkpoint_of_another_optimizer_is_refused(tmp_path, rng):
 
 
 def test_checkpoint_for_other_shapes_is_refused(tmp_path, rng):
-    opt, params = trained(rng)
+    opt, _ = trained(rng)
     path = tmp_path / "c.npz"
     gs.save(opt, path)
     other = gs.Adam([np.zeros((3, 4)), np.zeros(2, np.float32)], lr=0.01)
@@ -141,7 +143,7 @@ def test_checkpoint_for_other_shapes_is_refused(tmp_path, rng):
 
 
 def test_crash_mid_save_leaves_previous_file_intact(tmp_path, rng, monkeypatch):
-    opt, params = trained(rng)
+    opt, _ = trained(rng)
     path = tmp_path / "c.npz"
     gs.save(opt, path)
     good = path.read_bytes()

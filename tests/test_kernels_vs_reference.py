@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import gradstep as gs
-
 import reference
 from conftest import DTYPES, OPTIMIZER_CASES, SHAPES, case_id, gradient_sequence
 

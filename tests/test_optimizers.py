@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 import gradstep as gs
-from gradstep import _core
-
 from conftest import OPTIMIZER_CASES, case_id, gradient_sequence
+from gradstep import _core
 
 
 def run(name, hyper, params, grads_per_step):
@@ -198,7 +197,8 @@ def test_state_dict_round_trip_continues_the_same_trajectory(rng):
         replay.step(g)
     for a, b in zip(params, replay.param_groups[0]["params"]):
         np.testing.assert_array_equal(a, b)
-    assert replay.state_dict()["state"][0]["mu_product"] == opt.state_dict()["state"][0]["mu_product"]
+    mu = replay.state_dict()["state"][0]["mu_product"]
+    assert mu == opt.state_dict()["state"][0]["mu_product"]
 
 
 def test_state_dict_is_a_snapshot(rng):

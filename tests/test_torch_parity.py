@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import gradstep as gs
-
 from conftest import OPTIMIZER_CASES, case_id, gradient_sequence
 
 torch = pytest.importorskip("torch")
@@ -108,7 +107,8 @@ def test_lr_schedule_matches_torch_scheduler(rng, torch_default_float64):
 
 def test_param_groups_match_torch(rng, torch_default_float64):
     a, b = rng.standard_normal((3, 4)), rng.standard_normal(6)
-    ga, gb = gradient_sequence(rng, a.shape, 30, np.float64), gradient_sequence(rng, b.shape, 30, np.float64)
+    ga = gradient_sequence(rng, a.shape, 30, np.float64)
+    gb = gradient_sequence(rng, b.shape, 30, np.float64)
     ta, tb = (torch.tensor(x.copy(), requires_grad=True) for x in (a, b))
     groups = lambda x, y: [{"params": [x], "weight_decay": 0.1}, {"params": [y], "lr": 0.05}]  # noqa: E731
     topt = torch.optim.Adam(groups(ta, tb), lr=0.01, foreach=False)
@@ -154,8 +154,8 @@ def test_torch_sgd_state_dict_continues_momentum(rng, torch_default_float64):
     q = tp.detach().numpy().copy()
     opt = gs.SGD([q], lr=0.1, momentum=0.9, dampening=0.5)
     sd = topt.state_dict()
-    opt.load_state_dict({"state": {i: {k: v.numpy() for k, v in e.items()} for i, e in sd["state"].items()},
-                         "param_groups": sd["param_groups"]})
+    state = {i: {k: v.numpy() for k, v in e.items()} for i, e in sd["state"].items()}
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
     for g in grads[3:]:
         tp.grad = torch.from_numpy(g.copy())
         topt.step()

@@ -1,7 +1,10 @@
 """gradstep: gradient-descent optimizers with C++ kernels that update NumPy arrays in place."""
 from . import schedules
 from ._averaging import EMA, SnapshotEnsemble, ewa
+from ._checkpoint import load, save
+from ._clip import clip_grad_norm, grad_norm
 from ._core import get_num_threads, set_num_threads
+from ._minimize import LBFGS, OptimizeResult, minimize
 from ._optimizers import (
     SGD,
     Adadelta,
@@ -15,9 +18,6 @@ from ._optimizers import (
     RMSprop,
     Rprop,
 )
-from ._checkpoint import load, save
-from ._clip import clip_grad_norm, grad_norm
-from ._minimize import LBFGS, OptimizeResult, minimize
 from ._plot import plot_schedules
 from ._runtime import build_info, get_include
 
@@ -26,7 +26,6 @@ __version__ = "0.1.0"
 __all__ = [
     "EMA",
     "LBFGS",
-    "OptimizeResult",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -34,11 +33,12 @@ __all__ = [
     "AdamW",
     "Adamax",
     "NAdam",
+    "OptimizeResult",
     "Optimizer",
     "RAdam",
     "RMSprop",
-    "SnapshotEnsemble",
     "Rprop",
+    "SnapshotEnsemble",
     "__version__",
     "build_info",
     "clip_grad_norm",

@@ -85,7 +85,7 @@ def save(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".gradstep-", suffix=".npz.tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

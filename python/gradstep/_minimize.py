@@ -60,8 +60,8 @@ class OptimizeResult(dict):  # type: ignore[type-arg]
         except KeyError as e:
             raise AttributeError(name) from e
 
-    __setattr__ = dict.__setitem__  # type: ignore[assignment]
-    __delattr__ = dict.__delitem__  # type: ignore[assignment]
+    __setattr__ = dict.__setitem__
+    __delattr__ = dict.__delitem__
 
     def __repr__(self) -> str:
         if not self:
@@ -223,7 +223,14 @@ class _Objective:
 
 
 def _dot(a: Array, b: Array) -> float:
-    return float(np.dot(a.reshape(-1), b.reshape(-1)))
+    """a'b accumulated in double (float32 BLAS would accumulate in float32 and
+    overflow where the double sum is finite)."""
+    a, b = a.reshape(-1), b.reshape(-1)
+    if a.dtype != np.float64:
+        a = a.astype(np.float64)
+    if b.dtype != np.float64:
+        b = b.astype(np.float64)
+    return float(np.dot(a, b))
 
 
 def _inf_norm(a: Array) -> float:
@@ -241,6 +248,8 @@ class _Engine:
     array that is never written again once the objective has seen it.
     """
 
+    _orthant: Array  # the OWL-QN orthant, set by engines that support l1
+
     def __init__(self, objective: _Objective, x0: Array, *, bounds: tuple[Array, Array] | None,
                  l1: float, max_ls: int, target: Array | None = None) -> None:
         self.obj = objective
@@ -250,9 +259,11 @@ class _Engine:
         self.l1 = l1
         self.max_ls = max_ls
         self.target = target
-        self.g = np.empty_like(x0)
-        self.g_new = np.empty_like(x0)
-        self.d = np.empty_like(x0)
+        self.g = np.zeros_like(x0)
+        self.g_new = np.zeros_like(x0)
+        # Zeroed: the first evaluation reads d before any direction is set, and
+        # uninitialised memory may hold signalling NaNs.
+        self.d = np.zeros_like(x0)
         self.f = math.nan   # objective including the l1 term
         self.f_prev = math.nan
         self.step = 0.0

@@ -250,7 +250,9 @@ class Optimizer:
             return plan
         params = group["params"]
         if not isinstance(params, list):
-            raise TypeError(f"param_groups[{g}]['params'] must be a list, got {type(params).__name__}")
+            raise TypeError(
+                f"param_groups[{g}]['params'] must be a list, got {type(params).__name__}"
+            )
         named = []
         for gi, grp in enumerate(self.param_groups):
             for i, p in enumerate(grp["params"]):
@@ -473,7 +475,9 @@ class Optimizer:
             except (TypeError, ValueError):
                 raise ValueError(f"state_dict state key {key!r} is not a parameter index") from None
             if not 0 <= i < len(params):
-                raise ValueError(f"state_dict state index {i} is out of range (0..{len(params) - 1})")
+                raise ValueError(
+                    f"state_dict state index {i} is out of range (0..{len(params) - 1})"
+                )
             if not isinstance(entry, dict):
                 raise TypeError(f"state_dict state[{i}] must be a dict")
             extra = set(entry) - allowed
@@ -488,7 +492,10 @@ class Optimizer:
                 if name == "step":
                     step = float(np.asarray(value))
                     if not (step >= 0 and step == int(step)):
-                        raise ValueError(f"state_dict state[{i}]['step'] must be an integer >= 0, got {value!r}")
+                        raise ValueError(
+                            f"state_dict state[{i}]['step'] must be an integer >= 0, "
+                            f"got {value!r}"
+                        )
                     r.step = int(step)
                 elif name == self._scalar_name:
                     r.scalar = float(np.asarray(value))

@@ -409,7 +409,7 @@ class RAdam(Optimizer):
     With :math:`\rho_\infty = 2/(1-\beta_2) - 1` and
     :math:`\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)`: when :math:`\rho_t > 5`
     the Adam step is scaled by the rectification
-    :math:`r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}`,
+    :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`,
     otherwise the update is :math:`p \leftarrow p - \eta\, m/(1-\beta_1^t)`.
     As ``torch.optim.RAdam``.
     """

@@ -241,7 +241,7 @@ def _eval(child: Callable[[int], float], t: Steps) -> Values:
 
 def _as_schedule(name: str, value: Any) -> Callable[[int], float]:
     if callable(value):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return Constant(float(value))
     raise TypeError(f"Invalid {name}: {value!r} (expected a schedule or a number)")

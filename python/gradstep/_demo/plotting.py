@@ -239,27 +239,9 @@ def plot_schedule_runs(results: Sequence[RunResult], steps_per_epoch: int, path:
 
 
 def plot_schedules(schedules: Sequence[tuple[str, Any]], n_steps: int, path: Path) -> str:
-    """The schedules' curves over the same steps, through ``gradstep._plot`` when the
-    package has it; returns which one drew the figure."""
-    try:
-        from gradstep._plot import plot_schedules as library_plot
-    except ImportError:
-        library_plot = None
-    if library_plot is not None:
-        library_plot(dict(schedules), n_steps, path,
-                     title=f"the demo's learning-rate schedules over {n_steps} steps")
-        return "gradstep._plot.plot_schedules"
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(10.0, 5.0), layout="constrained")
-    t = np.arange(n_steps)
-    for i, (name, s) in enumerate(schedules):
-        ax.plot(t, [s(int(k)) for k in t], "-", color=PALETTE[i % len(PALETTE)], lw=1.6,
-                label=name)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate")
-    ax.set_title(f"learning-rate schedules over {n_steps} steps", fontsize=12)
-    ax.grid(True, alpha=0.25)
-    ax.legend(fontsize=9, frameon=False)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return "the demo's own plot"
+    """The schedules' curves over the same steps, drawn by gradstep.plot_schedules."""
+    from gradstep._plot import plot_schedules as library_plot
+
+    library_plot(dict(schedules), n_steps, path,
+                 title=f"the demo's learning-rate schedules over {n_steps} steps")
+    return "gradstep._plot.plot_schedules"
