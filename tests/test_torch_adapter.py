@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+import weakref
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -440,6 +441,19 @@ def _bad_step(ps: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
     opt.state[ps[1]]["step"] = torch.tensor(2.5)
 
 
+def _bad_step_in_place(ps: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    opt.state[ps[1]]["step"].fill_(2.5)  # the same tensor, edited
+
+
+def _state_storage_swapped(ps: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    opt.state[ps[1]]["exp_avg"].data = torch.zeros(7)  # the same object, other memory
+
+
+def _transposed_in_place(ps: list[torch.nn.Parameter], opt: torch.optim.Optimizer) -> None:
+    # the same object, memory and shape, but no longer contiguous
+    ps[1].data = ps[1].data.view(4, 3).t()
+
+
 # (what, setup before the failing step, exception, message pattern); the last two
 # need existing state, so they run only on a later step.
 STEP_ERRORS: list[tuple[str, Callable[..., None], type[Exception], str]] = [
@@ -458,13 +472,25 @@ STEP_ERRORS: list[tuple[str, Callable[..., None], type[Exception], str]] = [
     ("fractional step", _bad_step, ValueError,
      r"state\['step'\] of param_groups\[0\]\['params'\]\[1\] must be a whole number"),
 ]
+# Changes that keep the objects a previous step saw (so its cached views and step
+# buffer must not be trusted): they need existing state, so later steps only.
+CACHE_ERRORS: list[tuple[str, Callable[..., None], type[Exception], str]] = [
+    ("fractional step in place", _bad_step_in_place, ValueError,
+     r"state\['step'\] of param_groups\[0\]\['params'\]\[1\] must be a whole number"),
+    ("state storage swapped", _state_storage_swapped, ValueError,
+     r"state 'exp_avg' of param_groups\[0\]\['params'\]\[1\] has shape \(7,\)"),
+    ("param transposed in place", _transposed_in_place, ValueError,
+     r"param_groups\[0\]\['params'\]\[1\] is not contiguous \(shape \(3, 4\), strides "
+     r"\(1, 3\)\)"),
+]
+LATER_ERRORS = STEP_ERRORS + CACHE_ERRORS
 
 
 @pytest.mark.parametrize(
     "what,setup,exc,pattern,fresh",
-    [(*e, fresh) for fresh in (True, False) for e in (STEP_ERRORS[:-2] if fresh else STEP_ERRORS)],
+    [(*e, fresh) for fresh in (True, False) for e in (STEP_ERRORS[:-2] if fresh else LATER_ERRORS)],
     ids=[f"{e[0]}-{'first_step' if fresh else 'later_step'}"
-         for fresh in (True, False) for e in (STEP_ERRORS[:-2] if fresh else STEP_ERRORS)])
+         for fresh in (True, False) for e in (STEP_ERRORS[:-2] if fresh else LATER_ERRORS)])
 def test_step_errors_leave_everything_unchanged(what: str, setup: Callable[..., None],
                                                 exc: type[Exception], pattern: str,
                                                 fresh: bool) -> None:
@@ -476,6 +502,7 @@ def test_step_errors_leave_everything_unchanged(what: str, setup: Callable[..., 
         for p in ps:
             p.grad = torch.ones_like(p)
         opt.step()
+        opt.step()  # the second step runs from what the first one cached
     for p in ps:
         p.grad = torch.randn_like(p)
     setup(ps, opt)
@@ -615,3 +642,174 @@ def test_autograd_sees_the_in_place_update() -> None:
     opt.step()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+
+
+# -- changes between steps ----------------------------------------------------------
+# gradstep.torch keeps, per param group, the NumPy views and step counters of the
+# last step and reuses them while every tensor is the object it saw, over the same
+# memory. Each change below must still act exactly as it does in torch.optim.
+
+
+def _each_param(edit: Callable[[torch.optim.Optimizer, torch.Tensor, int], None]
+                ) -> Callable[[torch.nn.Module, torch.optim.Optimizer], None]:
+    def mutate(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        for i, p in enumerate(model.parameters()):
+            edit(opt, p, i)
+    return mutate
+
+
+def _swap_storage(opt: torch.optim.Optimizer, p: torch.Tensor, i: int) -> None:
+    s = opt.state[p]["exp_avg_sq"]
+    s.data = s.detach() * 2.0  # the same object over new memory
+
+
+def _set_storage(opt: torch.optim.Optimizer, p: torch.Tensor, i: int) -> None:
+    s = opt.state[p]["exp_avg"]
+    s.set_(s.detach() * 0.5)
+
+
+def _reload(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+    opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+
+
+def _freeze_first(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+    model[0].bias.requires_grad_(False)  # its grad is None from now on (or stays, zeroed)
+    model[0].bias.grad = None
+
+
+def _set_group(key: str, value: Any) -> Callable[[torch.nn.Module, torch.optim.Optimizer], None]:
+    def mutate(model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        opt.param_groups[0][key] = value
+    return mutate
+
+
+CHANGES: list[tuple[str, str, dict[str, Any],
+                    Callable[[torch.nn.Module, torch.optim.Optimizer], None]]] = [
+    ("state replaced", "Adam", {"lr": 0.01}, _each_param(
+        lambda o, p, i: o.state[p].__setitem__("exp_avg", o.state[p]["exp_avg"] * 0.5))),
+    ("state edited in place", "Adam", {"lr": 0.01}, _each_param(
+        lambda o, p, i: o.state[p]["exp_avg"].mul_(0.5))),
+    ("state storage swapped (.data)", "Adam", {"lr": 0.01}, _each_param(_swap_storage)),
+    ("state storage swapped (set_)", "Adam", {"lr": 0.01}, _each_param(_set_storage)),
+    ("state entry deleted", "Adam", {"lr": 0.01, "amsgrad": True}, _each_param(
+        lambda o, p, i: o.state.pop(p) if i % 2 else None)),
+    ("step replaced and edited", "AdamW", {"lr": 0.01}, _each_param(
+        lambda o, p, i: o.state[p].__setitem__("step", torch.tensor(30.0)) if i % 2
+        else o.state[p]["step"].fill_(2.0))),
+    ("mu_product replaced and edited", "NAdam", {"lr": 0.01}, _each_param(
+        lambda o, p, i: o.state[p].__setitem__("mu_product", torch.tensor(0.5)) if i % 2
+        else o.state[p]["mu_product"].mul_(0.9))),
+    ("momentum buffer deleted", "SGD", {"lr": 0.05, "momentum": 0.9}, _each_param(
+        lambda o, p, i: o.state[p].pop("momentum_buffer") if i % 2 else None)),
+    ("grad storage swapped (.data)", "Adam", {"lr": 0.01}, _each_param(
+        lambda o, p, i: setattr(p.grad, "data", p.grad.detach() * 2.0))),
+    ("param data replaced", "RMSprop", {"lr": 0.01, "centered": True}, _each_param(
+        lambda o, p, i: setattr(p, "data", p.detach() * 0.9) if i % 2 else None)),
+    ("grad disappears", "Adagrad", {"lr": 0.05}, _freeze_first),
+    ("load_state_dict", "RAdam", {"lr": 0.01}, _reload),
+    ("lr replaced", "Adamax", {"lr": 0.01}, _set_group("lr", 0.002)),
+    ("betas replaced", "Adam", {"lr": 0.01}, _set_group("betas", (0.8, 0.99))),
+    ("tensor lr filled in place", "Adam", {"lr": torch.tensor(0.01)},
+     lambda m, o: o.param_groups[0]["lr"].fill_(0.002)),
+    ("momentum switched on", "SGD", {"lr": 0.05}, _set_group("momentum", 0.9)),
+]
+
+
+@pytest.mark.parametrize("set_to_none", [True, False], ids=["new_grads", "kept_grads"])
+@pytest.mark.parametrize("what,name,hyper,mutate", CHANGES, ids=[c[0] for c in CHANGES])
+def test_changes_between_steps_act_as_in_torch(
+        what: str, name: str, hyper: dict[str, Any],
+        mutate: Callable[[torch.nn.Module, torch.optim.Optimizer], None],
+        set_to_none: bool) -> None:
+    """Five steps, the same change to both optimizers, five more: the same params after
+    every step and the same state at the end. With ``zero_grad(set_to_none=False)`` the
+    grads are the same tensors every step (accumulated in place)."""
+    model, opt, ref_model, ref = torch_pair(name, hyper)
+    x, y = make_data()
+    for t in range(10):
+        if t == 5:
+            mutate(model, opt)
+            mutate(ref_model, ref)
+        for m, o in ((model, opt), (ref_model, ref)):
+            o.zero_grad(set_to_none=set_to_none)
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+        assert_same_params(model, ref_model, 1e-5, f"{what}, step {t + 1}")
+    assert_same_state(opt, ref, 1e-5)
+
+
+def test_new_param_group_between_steps() -> None:
+    model, opt, ref_model, ref = torch_pair("Adam", {"lr": 0.01})
+    x, y = make_data()
+    extra = [torch.nn.Parameter(torch.ones(3, dtype=torch.float64)) for _ in range(2)]
+    for t in range(8):
+        if t == 3:
+            opt.add_param_group({"params": [extra[0]], "lr": 0.1})
+            ref.add_param_group({"params": [extra[1]], "lr": 0.1})
+        for m, o, e in ((model, opt, extra[0]), (ref_model, ref, extra[1])):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            e.grad = torch.full_like(e, 0.5 * (t + 1))
+            o.step()
+        assert_same_params(model, ref_model, 1e-5, f"step {t + 1}")
+        assert_close(extra[0].detach(), extra[1].detach(), 1e-12, f"extra, step {t + 1}")
+    assert float(opt.state[extra[0]]["step"]) == 5.0
+
+
+def test_step_tensors_are_torchs_and_stay_the_same_objects() -> None:
+    """Step counters are 0-d float tensors, one per param (editing one changes only its
+    param), that keep their identity from step to step — Adagrad's from construction."""
+    model = make_model()
+    opt = gt.Adagrad(model.parameters(), lr=0.05)
+    params = list(model.parameters())
+    steps = [opt.state[p]["step"] for p in params]
+    data = make_data()
+    for _ in range(3):
+        train_step(model, opt, data)
+    for p, s in zip(params, steps):
+        assert opt.state[p]["step"] is s
+        assert s.dim() == 0 and s.dtype == torch.get_default_dtype() and float(s) == 3.0
+    steps[1].fill_(10.0)
+    train_step(model, opt, data)
+    assert [float(s) for s in steps] == [4.0, 11.0, 4.0, 4.0]
+
+
+def test_deepcopy_runs_independently() -> None:
+    model = make_model()
+    opt = gt.NAdam(model.parameters(), lr=0.01)
+    data = make_data()
+    for _ in range(3):
+        train_step(model, opt, data)
+    other = copy.deepcopy(opt)  # its own copies of the params and state
+    other_params = [p for g in other.param_groups for p in g["params"]]
+    for p in other_params:
+        p.grad = torch.ones_like(p)
+    for _ in range(4):
+        other.step()
+    for p, q in zip(model.parameters(), other_params):
+        assert float(opt.state[p]["step"]) == 3.0 and float(other.state[q]["step"]) == 7.0
+        assert float(opt.state[p]["mu_product"]) != float(other.state[q]["mu_product"])
+    train_step(model, opt, data)
+    assert all(float(opt.state[p]["step"]) == 4.0 for p in model.parameters())
+
+
+def test_grads_are_not_kept_alive() -> None:
+    """The step's cached views do not hold on to gradients that ``zero_grad()`` drops
+    (that would keep a whole set of gradients in memory through the next backward);
+    grads the user keeps (``set_to_none=False``) have their views reused."""
+    model = make_model()
+    opt = gt.Adam(model.parameters(), lr=0.01)
+    data = make_data()
+    for _ in range(3):
+        train_step(model, opt, data)
+    refs = [weakref.ref(p.grad) for p in model.parameters()]
+    opt.zero_grad()
+    assert all(r() is None for r in refs)
+    x, y = data
+    for _ in range(3):
+        opt.zero_grad(set_to_none=False)
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    kept = [t for plan in opt._plans.values() for b in plan.batches for t in b.grad_objs]
+    grads = [p.grad for p in model.parameters()]
+    assert len(kept) == len(grads) and all(a is b for a, b in zip(kept, grads))
