@@ -299,8 +299,8 @@ class Optimizer:
         has changed. With ``skip_nonfinite=True`` a step whose gradients hold NaN or Inf
         changes nothing either and is counted in ``skipped_steps``.
         """
-        if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence) or isinstance(
-            grads, (str, bytes)
+        if type(grads) is not list and (  # the common case skips the slower ABC check
+            isinstance(grads, (np.ndarray, str, bytes)) or not isinstance(grads, Sequence)
         ):
             raise TypeError(
                 "grads must be a list of arrays (one per parameter, None to skip), got "
@@ -361,6 +361,16 @@ class Optimizer:
     def _states_for(self, batch: _Batch, h: dict[str, Any],
                     created: list[tuple[_Batch, int]]) -> list[list[np.ndarray] | None]:
         out: list[list[np.ndarray] | None] = []
+        for name, lst in zip(self._state_names, batch.states):  # the steady state
+            if not self._needs(name, h):
+                out.append(None)
+            elif lst is not None:
+                out.append(lst)
+            else:
+                break
+        else:
+            return out
+        out = []
         for k, name in enumerate(self._state_names):
             if not self._needs(name, h):
                 out.append(None)
