@@ -3,10 +3,11 @@
     python bench/bench_minimize.py            # full: n up to 1e6 (solver) and 1e7 (two-loop)
     python bench/bench_minimize.py --quick    # smoke mode, a few seconds
 
-Three markdown tables:
+Four markdown tables:
 
-1. Evaluations to reach scipy's final f: scipy L-BFGS-B runs with its defaults; then
-   both solvers' evaluation histories are searched for the first f within
+1. Evaluations to reach scipy's final f (and 1b, the same on bounded problems, where
+   gradstep runs L-BFGS-B): scipy L-BFGS-B runs with its defaults; then both
+   solvers' evaluation histories are searched for the first f within
    1e-8 * max(1, |f_scipy|) of scipy's final f. ratio = gradstep / scipy (<= 1 is the goal).
 2. Solver time per iteration, excluding the time spent inside f/g (a diagonal
    quadratic, so f/g is cheap), for a fixed number of iterations.
@@ -145,6 +146,61 @@ def table_evaluations(quick: bool) -> str:
     return "\n".join(rows)
 
 
+# ----------------------------------------------------------------------------- 1b. bounded
+
+
+def dense_quadratic(n=200, cond=1e4, seed=0):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (q * np.logspace(0, math.log10(cond), n)) @ q.T
+    b = A @ rng.standard_normal(n)
+
+    def fun(x):
+        Ax = A @ x
+        return 0.5 * float(x @ Ax) - float(b @ x), Ax - b
+
+    return fun
+
+
+def bounded_problems(quick: bool) -> list[tuple[str, Callable, np.ndarray, list]]:
+    """Bounded problems with many active bounds at the solution."""
+    out = []
+    for n in (20, 1000):
+        x0 = np.tile([-1.2, 1.0], n // 2)
+        lo = np.where(np.arange(n) % 2 == 0, -2.0, -np.inf)
+        hi = np.where(np.arange(n) % 3 == 0, 0.5, 0.8)
+        out.append((f"bounded ext. Rosenbrock n={n}", ext_rosenbrock, x0,
+                    list(zip(lo, hi))))
+    for n in (20, 1000):
+        hi = np.where(np.arange(n) % 3 == 0, 0.5, 0.8)
+        out.append((f"boxed ext. Rosenbrock n={n} in [-2, 0.5|0.8]", ext_rosenbrock,
+                    np.tile([-1.2, 1.0], n // 2), list(zip(np.full(n, -2.0), hi))))
+    out.append(("bounded quadratic n=200 (1e4) in [-0.5, 0.5]", dense_quadratic(),
+                np.zeros(200), [(-0.5, 0.5)] * 200))
+    out.append(("bounded logistic regression 2000x100, w in [-0.05, 0.05]",
+                logistic(), np.zeros(100), [(-0.05, 0.05)] * 100))
+    return out
+
+
+def bounded_evaluations(fun, x0, bounds) -> tuple[float, int, float, float]:
+    """(scipy f, scipy evals to its f, gradstep f, gradstep evals to scipy's f)."""
+    sf, sfs = recorded(fun)
+    ref = so.minimize(sf, x0, jac=True, method="L-BFGS-B", bounds=bounds)
+    gf, gfs = recorded(fun)
+    res = minimize(gf, x0, bounds=bounds)
+    return ref.fun, first_within(sfs, ref.fun), res.fun, first_within(gfs, ref.fun)
+
+
+def table_bounded(quick: bool) -> str:
+    rows = ["| problem | scipy f | scipy evals | gradstep f | gradstep evals to scipy f | ratio |",
+            "|---|---|---|---|---|---|"]
+    for name, fun, x0, bounds in bounded_problems(quick):
+        f_s, n_s, f_g, n_g = bounded_evaluations(fun, x0, bounds)
+        rows.append(f"| {name} | {f_s:.6e} | {n_s} | {f_g:.6e} | "
+                    f"{n_g if not math.isnan(n_g) else 'not reached'} | {n_g / n_s:.2f} |")
+    return "\n".join(rows)
+
+
 # ----------------------------------------------------------------------------- 2. time/iteration
 
 
@@ -256,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("### Evaluations to reach scipy L-BFGS-B's final f\n")
         print(table_evaluations(args.quick), "\n", flush=True)
+        print("### Bounded problems: evaluations to reach scipy L-BFGS-B's final f\n")
+        print(table_bounded(args.quick), "\n", flush=True)
         print("### Solver time per iteration, excluding f/g\n")
         print(table_time(args.quick), "\n", flush=True)
     print("### Two-loop recursion (history 10) vs memory bandwidth\n")

@@ -689,3 +689,178 @@ def test_stepwise_errors():
     with pytest.raises(FloatingPointError, match="non-finite"):
         opt.step(lambda: (math.inf, np.zeros(3)))
     np.testing.assert_array_equal(x, np.ones(3))
+
+
+def _stepwise_run(x, opt, steps):
+    fs = []
+    for _ in range(steps):
+        fs.append(opt.step(lambda: ext_rosenbrock(x)))
+    return fs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", [{}, {"bounds": [(-1.0, 0.8)] * 10}, {"l1": 0.1},
+                                {"line_search_fn": None, "lr": 0.1}])
+def test_stepwise_state_dict_continues_bit_identically(tmp_path, dtype, kw):
+    x0 = np.tile(np.array([-1.2, 1.0], dtype), 5)
+    x = x0.copy()
+    opt = LBFGS(x, max_iter=4, history_size=5, **kw)
+    _stepwise_run(x, opt, 3)
+    sd = opt.state_dict()
+    assert sd["history_s"].dtype == dtype and sd["history_s"].shape[1] == 10
+    assert all(isinstance(v, (np.ndarray, int, float, bool)) for v in sd.values())
+    # The reference continues; a fresh optimizer restored from an .npz file must follow it.
+    path = tmp_path / "lbfgs.npz"
+    np.savez(path, x=x, **sd)
+    ref_fs = _stepwise_run(x, opt, 3)
+    ref_x, ref_state = x.copy(), opt.state
+    with np.load(path) as data:
+        x2 = data["x"].copy()
+        opt2 = LBFGS(x2, max_iter=4, history_size=5, **kw)
+        opt2.load_state_dict(data)
+    assert opt2.nit == sd["nit"] and opt2.nfev == sd["func_evals"]
+    fs = _stepwise_run(x2, opt2, 3)
+    assert fs == ref_fs
+    np.testing.assert_array_equal(x2, ref_x)
+    st2 = opt2.state
+    assert st2["n_iter"] == ref_state["n_iter"] and st2["func_evals"] == ref_state["func_evals"]
+    np.testing.assert_array_equal(st2["d"], ref_state["d"])
+    # And the round trip reproduces the state exactly.
+    sd2 = opt2.state_dict()
+    sd1 = opt.state_dict()
+    assert sd1.keys() == sd2.keys()
+    for k in sd1:
+        np.testing.assert_array_equal(sd1[k], sd2[k], err_msg=k)
+
+
+def test_stepwise_state_dict_empty_history_and_errors():
+    x = np.zeros(6)
+    opt = LBFGS(x)
+    sd = opt.state_dict()
+    assert sd["history_s"].shape == (0, 6)
+    LBFGS(np.zeros(6)).load_state_dict(sd)
+
+    target = np.arange(6.0)
+    opt.step(lambda: (float(np.sum((x - target) ** 4)), 4 * (x - target) ** 3))
+    good = opt.state_dict()
+    assert good["history_s"].shape[0] > 0
+
+    fresh_x = np.zeros(6)
+    fresh = LBFGS(fresh_x)
+    before = fresh.state_dict()
+
+    def unchanged():
+        now = fresh.state_dict()
+        for k in before:
+            np.testing.assert_array_equal(now[k], before[k], err_msg=k)
+
+    cases = [
+        ({"history_s": good["history_s"][:, :5]}, ValueError, "history_s.*shape"),
+        ({"history_y": good["history_y"].astype(np.float32)}, TypeError, "history_y.*dtype"),
+        ({"g": np.zeros((2, 3))}, ValueError, "'g'.*shape"),
+        ({"d": np.zeros(6, np.float32)}, TypeError, "'d'.*dtype"),
+        ({"nit": 1.5}, TypeError, "nit"),
+        ({"func_evals": -1}, ValueError, "func_evals"),
+        ({"gamma": good["gamma"] * 2}, ValueError, "gamma"),
+        ({"version": 99}, ValueError, "version"),
+        ({"history_s": np.zeros((11, 6)), "history_y": np.zeros((11, 6))}, ValueError,
+         "history_size"),
+        ({"history_y": -good["history_s"]}, ValueError, "curvature"),
+    ]
+    for change, exc, pattern in cases:
+        bad = dict(good, **change)
+        with pytest.raises(exc, match=pattern):
+            fresh.load_state_dict(bad)
+        unchanged()
+    bad = dict(good)
+    del bad["g"]
+    with pytest.raises(KeyError, match="g"):
+        fresh.load_state_dict(bad)
+    with pytest.raises(TypeError, match="state"):
+        fresh.load_state_dict([1, 2])
+    unchanged()
+    # A float32 optimizer refuses a float64 state, naming the array.
+    with pytest.raises(TypeError, match=r"history_s.*dtype"):
+        LBFGS(np.zeros(6, np.float32)).load_state_dict(good)
+    fresh.load_state_dict(good)
+    assert fresh.nit == opt.nit
+
+
+# --------------------------------------------------------------------------- L-BFGS-B
+
+
+def _bounded_problems():
+    out = []
+    for n in (20, 1000):
+        lo = np.where(np.arange(n) % 2 == 0, -2.0, -np.inf)
+        hi = np.where(np.arange(n) % 3 == 0, 0.5, 0.8)
+        out.append((f"rosenbrock{n}", ext_rosenbrock, np.tile([-1.2, 1.0], n // 2),
+                    list(zip(lo, hi))))
+    for n in (20, 1000):
+        hi = np.where(np.arange(n) % 3 == 0, 0.5, 0.8)
+        out.append((f"boxed_rosenbrock{n}", ext_rosenbrock, np.tile([-1.2, 1.0], n // 2),
+                    list(zip(np.full(n, -2.0), hi))))
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.standard_normal((200, 200)))
+    A = (q * np.logspace(0, 4, 200)) @ q.T
+    b = A @ rng.standard_normal(200)
+    out.append(("quadratic", lambda x: (0.5 * float(x @ A @ x) - float(b @ x), A @ x - b),
+                np.zeros(200), [(-0.5, 0.5)] * 200))
+    X = rng.standard_normal((2000, 100))
+    y = np.where(X @ rng.standard_normal(100) + rng.standard_normal(2000) > 0, 1, -1)
+
+    def logistic(w):
+        z = y * (X @ w)
+        return (float(np.mean(np.logaddexp(0.0, -z)) + 0.5e-3 * (w @ w)),
+                X.T @ (-y / (1.0 + np.exp(z))) / 2000 + 1e-3 * w)
+
+    out.append(("logistic", logistic, np.zeros(100), [(-0.05, 0.05)] * 100))
+    return out
+
+
+@pytest.mark.parametrize("case", _bounded_problems(), ids=lambda c: c[0])
+def test_bounded_evaluations_against_scipy_lbfgsb(case):
+    """L-BFGS-B (Cauchy point + subspace step) reaches scipy's f within 1.2x its
+    evaluations (the counts are deterministic: this is not a timing)."""
+    so = pytest.importorskip("scipy.optimize")
+    _, fun, x0, bounds = case
+
+    def recorder(fs):
+        def wrapped(x):
+            f, g = fun(x)
+            fs.append(f)
+            return f, g
+        return wrapped
+
+    fs_s: list[float] = []
+    fs_g: list[float] = []
+    ref = so.minimize(recorder(fs_s), x0, jac=True, method="L-BFGS-B", bounds=bounds)
+    res = minimize(recorder(fs_g), x0, bounds=bounds)
+    assert res.success, res.message
+    tol = 1e-8 * max(1.0, abs(ref.fun))
+    n_s = next(i for i, f in enumerate(fs_s, 1) if f <= ref.fun + tol)
+    reached = [i for i, f in enumerate(fs_g, 1) if f <= ref.fun + tol]
+    assert reached, (res.fun, ref.fun)
+    assert reached[0] <= 1.2 * n_s, (reached[0], n_s)
+    lo = np.array([lo for lo, _ in bounds])
+    hi = np.array([hi for _, hi in bounds])
+    assert np.all(res.x >= lo) and np.all(res.x <= hi)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bounded_iterates_stay_in_box_and_descend(dtype):
+    rng = np.random.default_rng(5)
+    n = 30
+    lo = rng.uniform(-1.0, 0.0, n).astype(dtype)
+    hi = (lo + rng.uniform(0.0, 1.0, n)).astype(dtype)
+    seen = []
+
+    def fun(x):
+        seen.append(x.copy())
+        f, g = ext_rosenbrock(x.astype(np.float64))  # f in float64: float32 f is noise
+        return f, g.astype(dtype)
+
+    res = minimize(fun, np.zeros(n, dtype), bounds=list(zip(lo, hi)), **TIGHT[dtype])
+    assert res.success, res.message
+    assert all(np.all(x >= lo) and np.all(x <= hi) for x in seen)
+    assert res.x.dtype == dtype

@@ -12,11 +12,16 @@ Gao, "Scalable training of L1-regularized log-linear models", ICML 2007): the
 pseudo-gradient replaces g, the direction is constrained to the orthant it
 predicts, and the projected Armijo search keeps every iterate in that orthant.
 
-With `bounds` the iterates are kept in the box by projection, in the manner of
-L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995): variables at a bound whose gradient points
-outwards are held fixed, the quasi-Newton direction acts on the free ones, and a
-step that would leave the box follows the projected path P(x + t d) with an Armijo
-test; convergence is measured by the projected gradient ||P(x - g) - x||_inf.
+With `bounds` the iteration is L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995): the generalized
+Cauchy point along the projected steepest-descent path P(x - t g) under the compact
+representation B = theta I - W M W' of the same (s, y) pairs, then a subspace Newton
+step on the variables free at the Cauchy point (the direct primal method), projected
+into the box (L-BFGS-B 3.0, Morales & Nocedal 2011) or shortened if the projection
+is not a descent direction; the More-Thuente search then runs along d = x_bar - x with
+the largest feasible step as its upper bound (1 on the first iteration), as L-BFGS-B
+does, so the evaluation counts follow scipy's. Convergence is measured by the
+projected gradient ||P(x - g) - x||_inf. (With ``line_search_fn=None`` in `LBFGS`, the
+older projected L-BFGS direction is used: free variables only, projected path.)
 """
 
 from __future__ import annotations
@@ -416,6 +421,8 @@ class _Engine:
         step_max = 1e20
         if self.bounds is not None and not self.l1:
             step_max = self._max_feasible_step()
+            if self._first_bounded():
+                step_max = min(step_max, 1.0)  # L-BFGS-B's first line search: stpmx = 1
             if step_max < t0:
                 projected = True
         if projected:
@@ -436,6 +443,10 @@ class _Engine:
             return f, self._dt
 
         return strong_wolfe(phi, self.f, gd, t0, step_max=step_max, max_evals=self.max_ls)
+
+    def _first_bounded(self) -> bool:
+        """True for the first L-BFGS-B iteration (no step accepted yet)."""
+        return False
 
     def _max_feasible_step(self) -> float:
         assert self.bounds is not None
@@ -469,9 +480,16 @@ class _LBFGSEngine(_Engine):
         self.stored = True
         self._orthant: Array = x0  # replaced by the orthant signs when l1 > 0
         self._gw: Array | None = None
+        self.accepted = 0  # steps accepted so far
+        self._boxed = bool(self.bounds is not None and np.all(np.isfinite(self.bounds[0]))
+                           and np.all(np.isfinite(self.bounds[1])))
 
     def _push(self, xt: Array) -> None:
         self.stored = self.hist.push_difference(xt, self.x, self.g_new, self.g)
+        self.accepted += 1
+
+    def _first_bounded(self) -> bool:
+        return self.bounds is not None and self.fixed_step is None and self.accepted == 0
 
     def _can_reset(self) -> bool:
         return self.hist.count > 0
@@ -479,6 +497,10 @@ class _LBFGSEngine(_Engine):
     def first_step(self) -> float:
         if self.fixed_step is not None:
             return self.fixed_step
+        if self.bounds is not None and (self.accepted > 0 or self._boxed):
+            # L-BFGS-B: the unit step to x_bar, except on the first iteration of a
+            # problem that is not bounded on every side.
+            return 1.0
         if self.hist.count == 0:
             # Unit step on -g has no natural scale; L-BFGS-B's choice.
             dn = math.sqrt(_dot(self.d, self.d))
@@ -496,6 +518,8 @@ class _LBFGSEngine(_Engine):
             self._orthant = np.where(self.x != 0, np.sign(self.x), -np.sign(gw)).astype(
                 self.dtype, copy=False)
             return _dot(gw, self.d), gw
+        if self.bounds is not None and self.fixed_step is None:
+            return self._lbfgsb_direction()
         active = self._active()
         if active is not None:
             if self._gw is None:
@@ -507,6 +531,111 @@ class _LBFGSEngine(_Engine):
             self.d[active] = 0.0
             return _dot(self.g, self.d), self.g
         self.hist.two_loop(self.g, self.d, -1.0)
+        return _dot(self.g, self.d), self.g
+
+
+    # -- L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995)
+    def _compact(self) -> tuple[float, Array, Array]:
+        """theta, W = [Y, theta S] (n x 2k) and M (2k x 2k) of the compact representation
+        B = theta I - W M W' (Byrd, Nocedal & Schnabel 1994; Byrd et al. 1995, eq. 3.3)."""
+        k, n = self.hist.count, self.x.size
+        if k == 0:
+            return 1.0, np.zeros((n, 0)), np.zeros((0, 0))
+        S = np.empty((n, k))
+        Y = np.empty((n, k))
+        for j in range(k):
+            s, y = self.hist.pair(j)
+            S[:, j] = s
+            Y[:, j] = y
+        theta = 1.0 / float(self.hist.gamma)
+        SY = S.T @ Y
+        SS = S.T @ S
+        Dm = np.diag(np.diag(SY))
+        Lm = np.tril(SY, -1)
+        K = np.block([[-Dm, Lm.T], [Lm, theta * SS]])
+        return theta, np.hstack([Y, theta * S]), np.linalg.inv(K)
+
+    def _lbfgsb_direction(self) -> tuple[float, Array]:
+        """d = x_bar - x: the generalized Cauchy point along the projected steepest-descent
+        path (Algorithm CP), then the direct primal subspace minimization over the
+        variables free at the Cauchy point (section 5.1), projected into the box (as
+        L-BFGS-B 3.0, Morales & Nocedal 2011) or, if that is not a descent direction,
+        shortened to stay inside it."""
+        assert self.bounds is not None
+        lo = self.bounds[0].reshape(-1).astype(np.float64)
+        hi = self.bounds[1].reshape(-1).astype(np.float64)
+        x = self.x.reshape(-1).astype(np.float64)
+        g = self.g.reshape(-1).astype(np.float64)
+        theta, W, M = self._compact()
+        # Breakpoints t_i along x - t g.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tb = np.where(g < 0, (x - hi) / g, np.where(g > 0, (x - lo) / g, np.inf))
+        d = np.where(tb > 0, -g, 0.0)
+        p = W.T @ d
+        c = np.zeros_like(p)
+        fp = -float(d @ d)
+        fpp = -theta * fp - float(p @ (M @ p))
+        xcp = x.copy()
+        order = np.flatnonzero((tb > 0) & np.isfinite(tb))
+        order = order[np.argsort(tb[order], kind="stable")]
+        t_old = 0.0
+        dt_min = -fp / fpp if fpp > 0 else 0.0
+        for b in order:
+            if fp >= 0.0:
+                dt_min = 0.0
+                break
+            dt = tb[b] - t_old
+            if dt_min < dt:
+                break
+            # Variable b reaches its bound.
+            gb = g[b]
+            xb = hi[b] if d[b] > 0 else lo[b]
+            zb = xb - x[b]
+            xcp[b] = xb
+            c += dt * p
+            wb = W[b]
+            Mw = M @ wb
+            fp += dt * fpp + gb * gb + theta * gb * zb - gb * float(Mw @ c)
+            fpp += -theta * gb * gb - 2.0 * gb * float(Mw @ p) - gb * gb * float(wb @ Mw)
+            p += gb * wb
+            d[b] = 0.0
+            t_old = tb[b]
+            dt_min = -fp / fpp if fpp > 0 else 0.0
+        dt_min = max(dt_min, 0.0)
+        t_old += dt_min
+        moving = d != 0.0
+        xcp[moving] = x[moving] + t_old * d[moving]
+        np.clip(xcp, lo, hi, out=xcp)
+        c += dt_min * p
+        # Subspace minimization over the free variables at the Cauchy point.
+        free = np.flatnonzero((xcp > lo) & (xcp < hi))
+        xbar = xcp
+        if free.size:
+            r = g[free] + theta * (xcp[free] - x[free]) - W[free] @ (M @ c)
+            Wf = W[free]
+            du = -r / theta
+            if W.shape[1]:
+                MWr = M @ (Wf.T @ r)
+                N = np.eye(W.shape[1]) - (M @ (Wf.T @ Wf)) / theta
+                try:
+                    du -= (Wf @ np.linalg.solve(N, MWr)) / (theta * theta)
+                except np.linalg.LinAlgError:
+                    pass
+            xbar = xcp.copy()
+            xbar[free] += du
+            proj = np.clip(xbar, lo, hi)
+            if float(g @ (proj - x)) < 0.0:
+                xbar = proj
+            else:
+                # The largest step alpha <= 1 along du that stays in the box.
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    a_hi = np.where(du > 0, (hi[free] - xcp[free]) / du, np.inf)
+                    a_lo = np.where(du < 0, (lo[free] - xcp[free]) / du, np.inf)
+                alpha = min(1.0, float(np.min(a_hi)), float(np.min(a_lo)))
+                xbar = xcp.copy()
+                xbar[free] += alpha * du
+                np.clip(xbar, lo, hi, out=xbar)
+        self.d.reshape(-1)[...] = xbar - x
         return _dot(self.g, self.d), self.g
 
 
@@ -662,7 +791,7 @@ def minimize(
     - ``"lbfgs"`` (default): L-BFGS with ``history`` pairs (Liu & Nocedal 1989), the
       two-loop recursion in C++, More-Thuente strong-Wolfe line search. With
       ``l1 > 0``: OWL-QN (Andrew & Gao 2007) for f(x) + l1 ||x||_1. With ``bounds``:
-      projected L-BFGS in the L-BFGS-B manner.
+      L-BFGS-B (generalized Cauchy point and subspace minimization, Byrd et al. 1995).
     - ``"bfgs"``: dense inverse-Hessian BFGS, H <- (I - rho s y') H (I - rho y s') + rho s s'
       (Nocedal & Wright, Algorithm 6.1). O(n^2) memory: small problems only.
     - ``"newton"``: Newton's method with ``hess(x, *args)`` (dense, Cholesky; CG if not
@@ -806,6 +935,8 @@ class LBFGS:
     min(1, 1/||g||_1)) as torch does. ``l1`` and ``bounds`` work as in `minimize`.
 
     The iteration is the one of ``minimize(method="lbfgs")``; see its docstring.
+    ``state_dict()`` / ``load_state_dict()`` save and restore the state as plain arrays
+    and numbers (``np.savez``-able); a restored optimizer continues bit-identically.
 
     >>> import numpy as np, gradstep._minimize as gm
     >>> x = np.array([3.0, -1.0])
@@ -885,6 +1016,128 @@ class LBFGS:
         e = self._engine
         return {"func_evals": e.obj.nfev, "n_iter": self.nit, "f": e.f, "d": e.d.copy(),
                 "t": e.step, "history_count": e.hist.count}
+
+    # -- state
+
+    _STATE_VERSION = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state as plain arrays and numbers (no pickle needed).
+
+        Keys: ``history_s`` and ``history_y`` (k x n arrays of the stored pairs, oldest
+        first, in x's dtype), ``gamma``, ``nit``, ``func_evals``, ``grad_evals``,
+        ``f``, ``f_prev``, ``g`` and ``d`` (the gradient and direction at the current
+        point, shaped like x), ``gnorm``, ``t`` (the last step), ``history_size``,
+        ``started``, ``version``. ``np.savez(path, **opt.state_dict())`` and
+        ``opt.load_state_dict(np.load(path))`` round-trip it. The parameters
+        themselves (x) are not included: they are the caller's array, as in torch.
+        """
+        e = self._engine
+        k, n = e.hist.count, self.x.size
+        s = np.empty((k, n), dtype=self.x.dtype)
+        y = np.empty((k, n), dtype=self.x.dtype)
+        for j in range(k):
+            s[j], y[j] = e.hist.pair(j)
+        return {
+            "version": self._STATE_VERSION,
+            "history_size": self.history_size,
+            "history_s": s,
+            "history_y": y,
+            "gamma": float(e.hist.gamma),
+            "nit": self.nit,
+            "func_evals": e.obj.nfev,
+            "grad_evals": e.obj.njev,
+            "started": bool(self._started),
+            "f": float(e.f),
+            "f_prev": float(e.f_prev),
+            "gnorm": float(e.gnorm),
+            "t": float(e.step),
+            "stored": bool(e.stored),
+            "g": e.g.copy(),
+            "d": e.d.copy(),
+        }
+
+    def load_state_dict(self, state: Any) -> None:
+        """Restores a `state_dict` (a dict, or the mapping ``np.load`` returns for an
+        ``.npz`` file) into this optimizer; x must have the shape and dtype of the
+        optimizer that saved it. Every entry is checked before anything is changed:
+        on error the optimizer is left as it was."""
+        try:
+            keys = set(state.keys())
+        except AttributeError as e:
+            raise TypeError(f"Invalid state: {type(state).__name__} (expected the mapping "
+                            "returned by LBFGS.state_dict())") from e
+        required = ("version", "history_s", "history_y", "gamma", "nit", "func_evals",
+                    "grad_evals", "f", "f_prev", "gnorm", "t", "g", "d")
+        missing = [k for k in required if k not in keys]
+        if missing:
+            raise KeyError(f"Invalid state: missing {', '.join(missing)} (expected the "
+                           "mapping returned by LBFGS.state_dict())")
+
+        def number(name: str, kind: str) -> Any:
+            a = np.asarray(state[name])
+            if a.shape != () or a.dtype.kind not in kind:
+                raise TypeError(f"Invalid state[{name!r}]: {state[name]!r} (expected a "
+                                f"{'integer' if kind == 'iu' else 'number'})")
+            return a.item()
+
+        def array(name: str, shape: tuple[int, ...]) -> Array:
+            a = state[name]
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"Invalid state[{name!r}]: {type(a).__name__} "
+                                "(expected a numpy.ndarray)")
+            if a.dtype != self.x.dtype:
+                raise TypeError(f"Invalid state[{name!r}]: dtype {a.dtype}, expected "
+                                f"{self.x.dtype} (the dtype of x)")
+            if a.shape != shape:
+                raise ValueError(f"Invalid state[{name!r}]: shape {a.shape}, expected {shape} "
+                                 f"(x has shape {self.x.shape})")
+            return a
+
+        version = number("version", "iu")
+        if version != self._STATE_VERSION:
+            raise ValueError(f"Invalid state['version']: {version} (this gradstep reads "
+                             f"version {self._STATE_VERSION})")
+        n = self.x.size
+        s_all = state["history_s"]
+        k = s_all.shape[0] if isinstance(s_all, np.ndarray) and s_all.ndim == 2 else -1
+        if k < 0:
+            array("history_s", (0, n))  # raises with the expected shape
+        if k > self.history_size:
+            raise ValueError(f"Invalid state['history_s']: {k} pairs, more than this "
+                             f"optimizer's history_size={self.history_size}")
+        s_all = array("history_s", (k, n))
+        y_all = array("history_y", (k, n))
+        g = array("g", self.x.shape)
+        d = array("d", self.x.shape)
+        ints = {name: number(name, "iu") for name in ("nit", "func_evals", "grad_evals")}
+        for name, v in ints.items():
+            if v < 0:
+                raise ValueError(f"Invalid state[{name!r}]: {v} (expected an integer >= 0)")
+        floats = {name: float(number(name, "iuf"))
+                  for name in ("gamma", "f", "f_prev", "gnorm", "t")}
+        started = bool(number("started", "biu")) if "started" in keys else True
+        stored = bool(number("stored", "biu")) if "stored" in keys else True
+        engine = self._engine
+        hist = _core.LBFGSHistory(n, self.history_size, self.x.dtype, engine.hist.curvature_eps)
+        for j in range(k):
+            if not hist.push(np.ascontiguousarray(s_all[j]), np.ascontiguousarray(y_all[j])):
+                raise ValueError(f"Invalid state['history_s'], state['history_y']: pair {j} "
+                                 "fails the curvature test (not a saved L-BFGS history)")
+        if k and hist.gamma != floats["gamma"]:
+            raise ValueError(f"Invalid state['gamma']: {floats['gamma']!r} does not match the "
+                             f"stored pairs ({hist.gamma!r})")
+        # Everything checked: commit.
+        engine.hist = hist
+        np.copyto(engine.g, g)
+        np.copyto(engine.d, d)
+        engine.f, engine.f_prev = floats["f"], floats["f_prev"]
+        engine.gnorm, engine.step = floats["gnorm"], floats["t"]
+        engine.stored = stored
+        engine.obj.nfev, engine.obj.njev = ints["func_evals"], ints["grad_evals"]
+        engine.accepted = ints["nit"]
+        self.nit = ints["nit"]
+        self._started = started
 
     def step(self, closure: Callable[[], Any]) -> float:
         """Runs up to max_iter iterations; returns f at the starting point (as torch)."""
