@@ -7,7 +7,8 @@ import math
 import os
 import tempfile
 import zipfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -80,12 +81,17 @@ def save(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
         "state": state_meta,
     }
     arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    path = os.fspath(path)
+    write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+
+
+def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk and rename
+    it over ``path``: a crash at any point leaves the previous file intact."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gradstep-", suffix=".npz.tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".gradstep-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

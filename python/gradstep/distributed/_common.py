@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from .._checkpoint import write_atomically
 from ._backends import Backend, DistributedError
 
 FORMAT = "gradstep-distributed-checkpoint"
@@ -116,18 +116,7 @@ def param_signature(params: Sequence[np.ndarray]) -> list[list[Any]]:
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gradstep-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode("utf-8")))
 
 
 def read_manifest(directory: str, kind: str, optimizer: str,
