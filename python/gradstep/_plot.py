@@ -117,6 +117,12 @@ def plot_schedules(schedules: Mapping[str, Callable[[int], float]], n_steps: int
                     color=line.get_color())
         if log_scale:
             ax.set_yscale("log")
+        elif not layout == "overlay":
+            finite = y[np.isfinite(y)]
+            if finite.size and finite.min() == finite.max():
+                # A flat curve: show it against zero rather than a +-4% band around it.
+                top = float(finite.max())
+                ax.set_ylim(min(0.0, top) * 1.1, max(0.0, top) * 1.1 or 1.0)
         ax.grid(True, alpha=0.3)
 
     if layout == "overlay":
@@ -148,6 +154,7 @@ def plot_schedules(schedules: Mapping[str, Callable[[int], float]], n_steps: int
         for k in range(n, rows * cols):
             axes[k // cols][k % cols].set_visible(False)
         fig.supxlabel("step", fontsize="small", y=0.005)
+        fig.supylabel("value", fontsize="small", x=0.005)
     if title:
         fig.suptitle(title)
     fig.savefig(target, format="png", dpi=dpi)
