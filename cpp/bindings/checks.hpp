@@ -29,6 +29,16 @@ inline std::string shape_str(const py::array& a) {
   return s + ")";
 }
 
+// True when `obj` is an ndarray whose dtype is exactly T's (native byte order).
+// A test only: nothing is converted, so no in-place update can land in a copy.
+template <class T>
+bool is_array_of(py::handle obj) {
+  const auto& api = py::detail::npy_api::get();
+  if (!api.PyArray_Check_(obj.ptr())) return false;
+  PyObject* descr = py::detail::array_proxy(obj.ptr())->descr;
+  return api.PyArray_EquivTypes_(descr, py::dtype::of<T>().ptr());
+}
+
 template <class T>
 const char* dtype_label() {
   return sizeof(T) == 4 ? "float32" : "float64";
@@ -52,7 +62,7 @@ py::array checked_array(py::handle obj, const std::string& what, bool writable,
                          type_name(obj));
   }
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!py::isinstance<py::array_t<T, py::array::forcecast>>(obj)) {
+  if (!is_array_of<T>(obj)) {
     throw py::type_error(what + " has dtype " + dtype_name(a) + ", expected " + dtype_label<T>() +
                          (like_what.empty() ? "" : " (the dtype of " + like_what + ")") +
                          "; gradstep never converts arrays");
@@ -99,7 +109,7 @@ inline bool array_ok(PyObject* obj, bool writable, PyObject* like = nullptr) {
   if (desc->type_num != type || desc->byteorder == '>' || desc->byteorder == '<') {
     // '<' is native on little-endian machines; let the slow path decide exactly.
     if (desc->type_num != type) return false;
-    if (!py::isinstance<py::array_t<T, py::array::forcecast>>(obj)) return false;
+    if (!is_array_of<T>(obj)) return false;
   }
   int need = d::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
   if (writable) need |= d::npy_api::NPY_ARRAY_WRITEABLE_;

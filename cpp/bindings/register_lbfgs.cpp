@@ -182,7 +182,7 @@ class PyLBFGSHistory {
   template <class T>
   py::tuple pair_t(const gradstep::LBFGSHistory<T>& h, std::size_t j) const {
     const auto n = static_cast<py::ssize_t>(h.size());
-    py::array_t<T> s(n), y(n);
+    py::array_t<T, py::array::c_style> s(n), y(n);  // new outputs
     std::copy(h.s_at(j), h.s_at(j) + h.size(), s.mutable_data());
     std::copy(h.y_at(j), h.y_at(j) + h.size(), y.mutable_data());
     return py::make_tuple(s, y);
@@ -226,8 +226,7 @@ void add_scaled(py::handle out_obj, py::handle x, double alpha, py::handle d) {
   if (!std::isfinite(alpha)) {
     throw py::value_error("alpha must be finite, got " + std::to_string(alpha));
   }
-  if (py::isinstance<py::array_t<float, py::array::forcecast>>(out_obj) &&
-      py::isinstance<py::array>(out_obj)) {
+  if (is_array_of<float>(out_obj)) {
     py::array out = checked_array<float>(out_obj, "out", true);
     add_scaled_t<float>(out, x, alpha, d);
   } else {
@@ -260,8 +259,7 @@ void add_scaled_clip(py::handle out_obj, py::handle x, double alpha, py::handle 
   if (!std::isfinite(alpha)) {
     throw py::value_error("alpha must be finite, got " + std::to_string(alpha));
   }
-  if (py::isinstance<py::array_t<float, py::array::forcecast>>(out_obj) &&
-      py::isinstance<py::array>(out_obj)) {
+  if (is_array_of<float>(out_obj)) {
     add_scaled_clip_t<float>(checked_array<float>(out_obj, "out", true), x, alpha, d, lo, hi);
   } else {
     add_scaled_clip_t<double>(checked_array<double>(out_obj, "out", true), x, alpha, d, lo, hi);
@@ -287,8 +285,7 @@ py::tuple take_gradient_t(py::array out, py::handle g_obj, py::handle d_obj) {
 }
 
 py::tuple take_gradient(py::handle out_obj, py::handle g, py::handle d) {
-  if (py::isinstance<py::array_t<float, py::array::forcecast>>(out_obj) &&
-      py::isinstance<py::array>(out_obj)) {
+  if (is_array_of<float>(out_obj)) {
     return take_gradient_t<float>(checked_array<float>(out_obj, "out", true), g, d);
   }
   return take_gradient_t<double>(checked_array<double>(out_obj, "out", true), g, d);

@@ -208,7 +208,7 @@ PreparedStep prepare_typed(const py::list& params, const py::list& grads, const 
     }
   }
 
-  if (!py::isinstance<py::array_t<std::int64_t, py::array::forcecast>>(steps)) {
+  if (!is_array_of<std::int64_t>(steps)) {
     throw py::type_error("steps must be a numpy.ndarray of int64, got " + type_name(steps));
   }
   auto steps_a = py::reinterpret_borrow<py::array>(steps);
@@ -219,7 +219,7 @@ PreparedStep prepare_typed(const py::list& params, const py::list& grads, const 
   }
   double* scalar_ptr = nullptr;
   if (Family::has_scalars) {
-    if (!py::isinstance<py::array_t<double, py::array::forcecast>>(scalars)) {
+    if (!is_array_of<double>(scalars)) {
       throw py::type_error("scalars must be a numpy.ndarray of float64, got " +
                            type_name(scalars));
     }
@@ -257,10 +257,10 @@ PreparedStep prepare(const py::list& params, const py::list& grads, const py::li
     return PreparedStep([] {});
   }
   py::handle first = params[0];
-  if (py::isinstance<py::array_t<float, py::array::forcecast>>(first)) {
+  if (is_array_of<float>(first)) {
     return prepare_typed<Family, float>(params, grads, states, steps, scalars, c);
   }
-  if (py::isinstance<py::array_t<double, py::array::forcecast>>(first)) {
+  if (is_array_of<double>(first)) {
     return prepare_typed<Family, double>(params, grads, states, steps, scalars, c);
   }
   if (py::isinstance<py::array>(first)) {

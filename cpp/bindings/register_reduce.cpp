@@ -34,7 +34,7 @@ std::vector<Block> blocks_of(const py::list& arrays, const char* what, bool writ
     py::handle obj = arrays[i];
     if (obj.is_none()) continue;
     const std::string name = std::string(what) + "[" + std::to_string(i) + "]";
-    const bool is_double = py::isinstance<py::array_t<double, py::array::forcecast>>(obj);
+    const bool is_double = is_array_of<double>(obj);
     py::array a = is_double ? checked_array<double>(obj, name, writable)
                             : checked_array<float>(obj, name, writable);
     const auto n = static_cast<std::size_t>(a.size());
