@@ -52,13 +52,12 @@ def clip_grad_norm(grads: Sequence[np.ndarray | None] | np.ndarray, max_norm: fl
     limit = v.nonneg("max_norm", max_norm)
     v.flag("error_if_nonfinite", error_if_nonfinite)
     arrays = _as_list(grads)
-    norm = math.sqrt(_core.sum_squares(arrays))
-    if not math.isfinite(norm):
-        if error_if_nonfinite:
-            raise ValueError(
-                f"the total norm of the gradients is {norm}; they hold NaN or Inf "
-                "(pass error_if_nonfinite=False to clip anyway)"
-            )
+    norm = grad_norm(arrays)
+    if error_if_nonfinite and not math.isfinite(norm):
+        raise ValueError(
+            f"the total norm of the gradients is {norm}; they hold NaN or Inf "
+            "(pass error_if_nonfinite=False to clip anyway)"
+        )
     coef = limit / (norm + 1e-6)
     if not coef >= 1.0:  # also scales (by NaN) when the norm is NaN, as torch does
         _core.scale_(arrays, coef)

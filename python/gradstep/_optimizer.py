@@ -178,19 +178,21 @@ class Optimizer:
                 f"{type(self).__name__} takes {sorted(self.defaults)}"
             )
         group = {**copy.copy(self.defaults), **param_group, "params": params}
-        named = [(f"param_groups[{g}]['params'][{i}]", p) for i, p in enumerate(params)]
-        for name, p in named:
-            v.check_param(name, p)
-        existing = [
-            (f"param_groups[{gi}]['params'][{i}]", p)
-            for gi, grp in enumerate(self.param_groups)
-            for i, p in enumerate(grp["params"])
-        ]
-        v.check_distinct(existing + named)
+        self._check_params([*(grp["params"] for grp in self.param_groups), params])
         self._checked(group, self._step_count, g)
         self.param_groups.append(group)
         self._plans.append(None)
         self._configs.append(None)
+
+    @staticmethod
+    def _check_params(groups: list[list[Any]]) -> None:
+        """Every parameter of `groups` (lists of params, in group order) is a usable
+        array, and no two share memory."""
+        named = [(f"param_groups[{g}]['params'][{i}]", p)
+                 for g, params in enumerate(groups) for i, p in enumerate(params)]
+        for name, p in named:
+            v.check_param(name, p)
+        v.check_distinct(named)
 
     def _checked(self, group: dict[str, Any], step: int, g: int) -> dict[str, Any]:
         """The group's hyperparameters resolved at `step` and checked."""
@@ -225,7 +227,7 @@ class Optimizer:
         for key, value in group.items():
             if key == "params":
                 continue
-            if callable(value) or (type(value) is tuple and any(map(callable, value))):
+            if v.is_scheduled(value):
                 break  # a schedule: resolve and check through the full path
             h[key] = value
         else:
@@ -253,13 +255,7 @@ class Optimizer:
             raise TypeError(
                 f"param_groups[{g}]['params'] must be a list, got {type(params).__name__}"
             )
-        named = []
-        for gi, grp in enumerate(self.param_groups):
-            for i, p in enumerate(grp["params"]):
-                named.append((f"param_groups[{gi}]['params'][{i}]", p))
-        for name, p in named:
-            v.check_param(name, p)
-        v.check_distinct(named)
+        self._check_params([grp["params"] for grp in self.param_groups])
         if plan is not None:
             for b in plan.batches:
                 for r in b.records:

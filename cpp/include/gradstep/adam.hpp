@@ -33,6 +33,16 @@
 
 namespace gradstep {
 
+// The checks every Adam-family configuration shares.
+template <class Config>
+void validate_adam_family(const Config& c) {
+  require_finite_nonneg("lr", c.lr);
+  require_unit_interval("beta1", c.beta1);
+  require_unit_interval("beta2", c.beta2);
+  require_finite_nonneg("eps", c.eps);
+  require_finite_nonneg("weight_decay", c.weight_decay);
+}
+
 struct AdamConfig {
   double lr = 1e-3;
   double beta1 = 0.9;
@@ -44,11 +54,7 @@ struct AdamConfig {
   bool decoupled_weight_decay = false;
 
   void validate() const {
-    require_finite_nonneg("lr", lr);
-    require_unit_interval("beta1", beta1);
-    require_unit_interval("beta2", beta2);
-    require_finite_nonneg("eps", eps);
-    require_finite_nonneg("weight_decay", weight_decay);
+    validate_adam_family(*this);
   }
 };
 
@@ -66,11 +72,7 @@ struct NAdamConfig {
   bool decoupled_weight_decay = false;
 
   void validate() const {
-    require_finite_nonneg("lr", lr);
-    require_unit_interval("beta1", beta1);
-    require_unit_interval("beta2", beta2);
-    require_finite_nonneg("eps", eps);
-    require_finite_nonneg("weight_decay", weight_decay);
+    validate_adam_family(*this);
     require_finite_nonneg("momentum_decay", momentum_decay);
   }
 };
@@ -85,11 +87,7 @@ struct RAdamConfig {
   bool decoupled_weight_decay = false;
 
   void validate() const {
-    require_finite_nonneg("lr", lr);
-    require_unit_interval("beta1", beta1);
-    require_unit_interval("beta2", beta2);
-    require_finite_nonneg("eps", eps);
-    require_finite_nonneg("weight_decay", weight_decay);
+    validate_adam_family(*this);
   }
 };
 
