@@ -154,6 +154,56 @@ def test_push_difference_matches_push(dtype):
     np.testing.assert_array_equal(oa, ob)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_history_passes_are_identical_for_any_thread_count(dtype):
+    """n spans several tasks of a pass (2^16 elements each, the last one partial): the
+    pool may split them any way, the dot products are added in task order."""
+    import gradstep as gs
+
+    n = 3 * 65536 + 1234
+    rng = np.random.default_rng(11)
+    x = [rng.standard_normal(n).astype(dtype) for _ in range(7)]
+    g = [(2.0 * xi + 0.1 * rng.standard_normal(n)).astype(dtype) for xi in x]
+    old = gs.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2, 3):
+            gs.set_num_threads(threads)
+            h = _core.LBFGSHistory(n, 4, dtype)
+            stored = [h.push_difference(x[j + 1], x[j], g[j + 1], g[j]) for j in range(6)]
+            d = np.empty(n, dtype)
+            gd = h.two_loop(g[-1], d, -1.0)
+            trial = np.empty(n, dtype)
+            _core.add_scaled(trial, x[-1], 0.5, d)
+            g_copy = np.empty(n, dtype)
+            summary = _core.take_gradient(g_copy, g[-1], d)
+            runs.append((stored, h.gamma, gd, d, trial, summary))
+    finally:
+        gs.set_num_threads(old)
+    first = runs[0]
+    assert all(first[0])
+    for other in runs[1:]:
+        assert other[0] == first[0] and other[1] == first[1] and other[2] == first[2]
+        np.testing.assert_array_equal(other[3], first[3])
+        np.testing.assert_array_equal(other[4], first[4])
+        assert other[5] == first[5]
+    # And the split sums are still the dot products they stand for.
+    assert first[2] == pytest.approx(float(g[-1].astype(np.float64) @ first[3].astype(np.float64)),
+                                     rel=1e-12)
+    assert first[5][0] == pytest.approx(first[2], rel=1e-12)
+    assert first[5][1] == float(np.max(np.abs(g[-1])))
+
+
+def test_take_gradient_reports_nan_norm_from_any_task():
+    n = 2 * 65536 + 5
+    g = np.ones(n)
+    g[-1] = np.inf  # in the last task: a plain max() over tasks would lose it
+    out = np.empty(n)
+    _, norm = _core.take_gradient(out, g, g)
+    assert math.isnan(norm)
+    np.testing.assert_array_equal(out, g)
+
+
 def test_curvature_skip_and_gamma():
     h = _core.LBFGSHistory(3, 2, np.float64)
     assert h.gamma == 1.0 and h.count == 0

@@ -18,6 +18,8 @@
 
 #include <gradstep/lbfgs.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <limits>
 #include <memory>
@@ -26,8 +28,10 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "checks.hpp"
+#include "runtime.hpp"
 
 namespace py = pybind11;
 
@@ -47,6 +51,30 @@ class OptionalRelease {
  private:
   std::optional<py::gil_scoped_release> release_;
 };
+
+// Runs fn(lo, hi) over the ranges of an element-wise pass: the same tasks as
+// the history's passes, on the thread pool when there are several.
+template <class Fn>
+void for_element_ranges(std::size_t n, Fn fn) {
+  const std::size_t tasks = gradstep::detail::tasks_for(n);
+  if (tasks <= 1) {
+    fn(0, n);
+    return;
+  }
+  const auto pool = executor();
+  struct Context {
+    Fn* fn;
+    std::size_t n;
+  } ctx{&fn, n};
+  pool->parallel_for(
+      tasks,
+      [](void* c, std::size_t t) {
+        auto* x = static_cast<Context*>(c);
+        const std::size_t lo = t * gradstep::detail::kTaskElements;
+        (*x->fn)(lo, std::min(x->n, lo + gradstep::detail::kTaskElements));
+      },
+      &ctx);
+}
 
 template <class T>
 py::array sized_array(py::handle obj, const char* what, bool writable, std::size_t n) {
@@ -140,9 +168,10 @@ class PyLBFGSHistory {
     py::array y = sized_array<T>(y_obj, "y", false, h.size());
     const T* sp = static_cast<const T*>(s.data());
     const T* yp = static_cast<const T*>(y.data());
+    const auto pool = executor();
     OptionalRelease release(h.size() >= kReleaseGilFrom);
     std::lock_guard<std::mutex> lock(mutex_);
-    return h.push(sp, yp);
+    return h.push(sp, yp, *pool);
   }
 
   template <class T>
@@ -156,9 +185,10 @@ class PyLBFGSHistory {
     const T* x0p = static_cast<const T*>(x0.data());
     const T* g1p = static_cast<const T*>(g1.data());
     const T* g0p = static_cast<const T*>(g0.data());
+    const auto pool = executor();
     OptionalRelease release(h.size() >= kReleaseGilFrom);
     std::lock_guard<std::mutex> lock(mutex_);
-    return h.push_difference(x1p, x0p, g1p, g0p);
+    return h.push_difference(x1p, x0p, g1p, g0p, *pool);
   }
 
   template <class T>
@@ -174,9 +204,10 @@ class PyLBFGSHistory {
     }
     const T* gp = static_cast<const T*>(g.data());
     T* op = static_cast<T*>(out.mutable_data());
+    const auto pool = executor();
     OptionalRelease release(h.size() * (h.count() + 1) >= kReleaseGilFrom);
     std::lock_guard<std::mutex> lock(mutex_);
-    return h.two_loop(gp, op, scale);
+    return h.two_loop(gp, op, scale, *pool);
   }
 
   template <class T>
@@ -219,7 +250,9 @@ void add_scaled_t(py::array out, py::handle x_obj, double alpha, py::handle d_ob
   T* op = static_cast<T*>(out.mutable_data());
   const auto n = static_cast<std::size_t>(out.size());
   OptionalRelease release(n >= kReleaseGilFrom);
-  gradstep::add_scaled<T>(op, xp, alpha, dp, n);
+  for_element_ranges(n, [&](std::size_t lo, std::size_t hi) {
+    gradstep::add_scaled<T>(op + lo, xp + lo, alpha, dp + lo, hi - lo);
+  });
 }
 
 void add_scaled(py::handle out_obj, py::handle x, double alpha, py::handle d) {
@@ -248,10 +281,14 @@ void add_scaled_clip_t(py::array out, py::handle x_obj, double alpha, py::handle
   }
   const auto n = static_cast<std::size_t>(out.size());
   T* op = static_cast<T*>(out.mutable_data());
+  const T* xp = static_cast<const T*>(x.data());
+  const T* dp = static_cast<const T*>(d.data());
+  const T* lop = static_cast<const T*>(lo.data());
+  const T* hip = static_cast<const T*>(hi.data());
   OptionalRelease release(n >= kReleaseGilFrom);
-  gradstep::add_scaled_clip<T>(op, static_cast<const T*>(x.data()), alpha,
-                               static_cast<const T*>(d.data()), static_cast<const T*>(lo.data()),
-                               static_cast<const T*>(hi.data()), n);
+  for_element_ranges(n, [&](std::size_t a, std::size_t b) {
+    gradstep::add_scaled_clip<T>(op + a, xp + a, alpha, dp + a, lop + a, hip + a, b - a);
+  });
 }
 
 void add_scaled_clip(py::handle out_obj, py::handle x, double alpha, py::handle d, py::handle lo,
@@ -275,11 +312,23 @@ py::tuple take_gradient_t(py::array out, py::handle g_obj, py::handle d_obj) {
   }
   const auto n = static_cast<std::size_t>(out.size());
   T* op = static_cast<T*>(out.mutable_data());
-  gradstep::GradientSummary r{};
+  const T* gp = static_cast<const T*>(g.data());
+  const T* dp = static_cast<const T*>(d.data());
+  // One summary per task, combined in task order: the same bits for any thread count.
+  std::vector<gradstep::GradientSummary> parts(std::max<std::size_t>(1, gradstep::detail::tasks_for(n)));
   {
     OptionalRelease release(n >= kReleaseGilFrom);
-    r = gradstep::take_gradient<T>(op, static_cast<const T*>(g.data()),
-                                   static_cast<const T*>(d.data()), n);
+    for_element_ranges(n, [&](std::size_t lo, std::size_t hi) {
+      parts[lo / gradstep::detail::kTaskElements] =
+          gradstep::take_gradient<T>(op + lo, gp + lo, dp + lo, hi - lo);
+    });
+  }
+  gradstep::GradientSummary r = parts[0];
+  for (std::size_t t = 1; t < parts.size(); ++t) {
+    r.dot += parts[t].dot;
+    // max() would drop a NaN norm; NaN marks a non-finite gradient and must survive.
+    r.inf_norm = (std::isnan(r.inf_norm) || std::isnan(parts[t].inf_norm))
+                     ? NAN : std::max(r.inf_norm, parts[t].inf_norm);
   }
   return py::make_tuple(r.dot, r.inf_norm);
 }
@@ -315,8 +364,8 @@ void register_lbfgs(py::module_& m) {
            "push(x_new - x_old, g_new - g_old) in one pass.")
       .def("two_loop", &PyLBFGSHistory::two_loop, py::arg("g"), py::arg("out"),
            py::arg("scale") = 1.0,
-           "out = scale * H g (compact L-BFGS representation, two passes over n); "
-           "returns g' out.")
+           "out = scale * H g by the two-loop recursion (two passes over the history, "
+           "split across the thread pool); returns g' out.")
       .def("pair", &PyLBFGSHistory::pair, py::arg("j"),
            "Copies of the j-th stored pair (s, y), 0 the oldest.");
   m.def("add_scaled", &add_scaled, py::arg("out"), py::arg("x"), py::arg("alpha"), py::arg("d"),

@@ -215,12 +215,9 @@ class _Objective:
                                  "(the shape of x0)")
             g = g.reshape(self.shape)
         if g.dtype is g_out.dtype and g.flags.c_contiguous:
-            # The copy and the norm in one pass. The dot product is left to np.dot: a
-            # fused one rounds differently, and on ill-conditioned runs of thousands of
-            # iterations that changes where the ftol test stops (tests pin the
-            # trajectory; see bench/bench_minimize.py for the cost).
-            norm = _core.take_gradient(g_out, g, g)[1]
-            return f, _dot(g_out, g_out if d is None else d), norm
+            # The copy, g' d and the norm in one pass.
+            gd, norm = _core.take_gradient(g_out, g, g if d is None else d)
+            return f, gd, norm
         if g.dtype.kind not in "biuf":
             raise TypeError(f"the gradient has dtype {g.dtype}, expected real numbers")
         np.copyto(g_out, g, casting="unsafe")
@@ -530,8 +527,8 @@ class _LBFGSEngine(_Engine):
             self.hist.two_loop(gw, self.d, -1.0)
             self.d[active] = 0.0
             return _dot(self.g, self.d), self.g
-        self.hist.two_loop(self.g, self.d, -1.0)
-        return _dot(self.g, self.d), self.g
+        # g'd comes out of the two-loop's last pass (accumulated in double).
+        return self.hist.two_loop(self.g, self.d, -1.0), self.g
 
 
     # -- L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995)
