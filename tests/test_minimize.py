@@ -204,6 +204,108 @@ def test_take_gradient_reports_nan_norm_from_any_task():
     np.testing.assert_array_equal(out, g)
 
 
+def cauchy_point_reference(x, g, lo, hi, W, M, theta):
+    """Algorithm CP of Byrd, Lu, Nocedal & Zhu (1995), written from the paper in NumPy:
+    breakpoints sorted up front (stable: ties by index), the model's f' and f'' updated
+    at each one, and no step past the last breakpoint once no variable is left moving."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tb = np.where(g < 0, (x - hi) / g, np.where(g > 0, (x - lo) / g, np.inf))
+    d = np.where(tb > 0, -g, 0.0)
+    p = W.T @ d
+    c = np.zeros_like(p)
+    fp = -float(d @ d)
+    fpp = -theta * fp - float(p @ (M @ p))
+    xcp = x.copy()
+    order = np.flatnonzero((tb > 0) & np.isfinite(tb))
+    order = order[np.argsort(tb[order], kind="stable")]
+    t_old = 0.0
+    dt_min = -fp / fpp if fpp > 0 else 0.0
+    passed = 0
+    for b in order:
+        if fp >= 0.0:
+            dt_min = 0.0
+            break
+        dt = tb[b] - t_old
+        if dt_min < dt:
+            break
+        passed += 1
+        gb = g[b]
+        xb = hi[b] if d[b] > 0 else lo[b]
+        xcp[b] = xb
+        c += dt * p
+        wb = W[b]
+        Mw = M @ wb
+        fp += dt * fpp + gb * gb + theta * gb * (xb - x[b]) - gb * float(Mw @ c)
+        fpp += -theta * gb * gb - 2.0 * gb * float(Mw @ p) - gb * gb * float(wb @ Mw)
+        p += gb * wb
+        d[b] = 0.0
+        t_old = tb[b]
+        dt_min = -fp / fpp if fpp > 0 else 0.0
+    moving = d != 0.0
+    # With every variable at a bound the path has ended (f', f'' are rounding residues).
+    dt_min = max(dt_min, 0.0) if moving.any() else 0.0
+    t_old += dt_min
+    xcp[moving] = x[moving] + t_old * d[moving]
+    np.clip(xcp, lo, hi, out=xcp)
+    c += dt_min * p
+    return xcp, c, t_old, passed
+
+
+def compact_of(pairs, n):
+    """theta, W = [Y, theta S] and M of B = theta I - W M W' for stored (s, y) pairs."""
+    if not pairs:
+        return 1.0, np.zeros((n, 0)), np.zeros((0, 0))
+    S = np.stack([s for s, _ in pairs], axis=1)
+    Y = np.stack([y for _, y in pairs], axis=1)
+    s_new, y_new = pairs[-1]
+    theta = float(y_new @ y_new) / float(s_new @ y_new)
+    SY = S.T @ Y
+    K = np.block([[-np.diag(np.diag(SY)), np.tril(SY, -1).T],
+                  [np.tril(SY, -1), theta * (S.T @ S)]])
+    return theta, np.ascontiguousarray(np.hstack([Y, theta * S])), np.linalg.inv(K)
+
+
+@pytest.mark.parametrize("n,k,seed", [(1, 0, 0), (6, 0, 1), (40, 1, 2), (300, 5, 3), (2000, 10, 4)])
+def test_cauchy_point_matches_the_reference(n, k, seed):
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(k):
+        s = rng.standard_normal(n)
+        pairs.append((s, s * rng.uniform(0.5, 5.0, n)))  # positive curvature
+    theta, W, M = compact_of(pairs, n)
+    x = rng.uniform(-1.0, 1.0, n)
+    g = rng.standard_normal(n) * 10.0
+    lo = np.where(rng.random(n) < 0.8, x - rng.uniform(0.0, 0.5, n), -np.inf)
+    hi = np.where(rng.random(n) < 0.8, x + rng.uniform(0.0, 0.5, n), np.inf)
+    lo[: n // 10] = x[: n // 10]          # at the lower bound: t = 0 where g > 0
+    hi[n // 10: n // 5] = x[n // 10: n // 5] + 0.25  # equal distances: ties in t
+    g[n // 10: n // 5] = -1.0
+    xcp, c, t, passed = _core.cauchy_point(x, g, lo, hi, W, M, theta)
+    rx, rc, rt, rpassed = cauchy_point_reference(x, g, lo, hi, W, M, theta)
+    assert passed == rpassed
+    assert t == pytest.approx(rt, rel=1e-12)
+    np.testing.assert_allclose(xcp, rx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(c, rc, rtol=1e-10, atol=1e-10 * max(1.0, np.abs(rc).max(initial=0)))
+    assert np.all(xcp >= lo) and np.all(xcp <= hi)
+    if k == 0 and n > 1:
+        assert passed > 0  # the steepest-descent path bends at bounds
+
+
+def test_cauchy_point_rejects_bad_input():
+    x = np.zeros(3)
+    W, M = np.zeros((3, 2)), np.eye(2)
+    with pytest.raises(ValueError, match="W must have shape"):
+        _core.cauchy_point(x, x, x - 1, x + 1, np.zeros((2, 2)), M, 1.0)
+    with pytest.raises(ValueError, match="M must have shape"):
+        _core.cauchy_point(x, x, x - 1, x + 1, W, np.eye(3), 1.0)
+    with pytest.raises(ValueError, match="theta"):
+        _core.cauchy_point(x, x, x - 1, x + 1, W, M, 0.0)
+    with pytest.raises(TypeError, match="x has dtype float32"):
+        _core.cauchy_point(x.astype(np.float32), x, x - 1, x + 1, W, M, 1.0)
+    with pytest.raises(ValueError, match="lo has shape"):
+        _core.cauchy_point(x, x, np.zeros(4), x + 1, W, M, 1.0)
+
+
 def test_curvature_skip_and_gamma():
     h = _core.LBFGSHistory(3, 2, np.float64)
     assert h.gamma == 1.0 and h.count == 0

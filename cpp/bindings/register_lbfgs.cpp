@@ -4,6 +4,7 @@
 //     .push(s, y) -> bool             stores the pair unless its curvature is too small
 //     .push_difference(x_new, x_old, g_new, g_old) -> bool
 //     .two_loop(g, out, scale=1.0) -> g'out   out = scale * H g
+//   cauchy_point(x, g, lo, hi, W, M, theta) -> (xcp, c, t, breakpoints)   L-BFGS-B's GCP
 //     .clear(); .size, .capacity, .count, .gamma, .dtype, .pair(j) -> (s, y) copies
 //   add_scaled(out, x, alpha, d)      out = x + alpha * d
 //   add_scaled_clip(out, x, alpha, d, lo, hi)   out = clip(x + alpha * d, lo, hi)
@@ -340,6 +341,52 @@ py::tuple take_gradient(py::handle out_obj, py::handle g, py::handle d) {
   return take_gradient_t<double>(checked_array<double>(out_obj, "out", true), g, d);
 }
 
+py::tuple cauchy_point(py::handle x_obj, py::handle g_obj, py::handle lo_obj, py::handle hi_obj,
+                       py::handle w_obj, py::handle m_obj, double theta) {
+  py::array x = checked_array<double>(x_obj, "x", false);
+  if (x.ndim() != 1) throw py::value_error("x must be 1-D, got shape " + shape_str(x));
+  py::array g = checked_array<double>(g_obj, "g", false, &x, "x");
+  py::array lo = checked_array<double>(lo_obj, "lo", false, &x, "x");
+  py::array hi = checked_array<double>(hi_obj, "hi", false, &x, "x");
+  py::array w = checked_array<double>(w_obj, "W", false);
+  py::array mm = checked_array<double>(m_obj, "M", false);
+  const auto n = static_cast<std::size_t>(x.size());
+  if (w.ndim() != 2 || static_cast<std::size_t>(w.shape(0)) != n) {
+    throw py::value_error("W must have shape (n, m2) with n = " + std::to_string(n) + ", got " +
+                          shape_str(w));
+  }
+  const auto m2 = static_cast<std::size_t>(w.shape(1));
+  if (mm.ndim() != 2 || static_cast<std::size_t>(mm.shape(0)) != m2 ||
+      static_cast<std::size_t>(mm.shape(1)) != m2) {
+    throw py::value_error("M must have shape (" + std::to_string(m2) + ", " + std::to_string(m2) +
+                          "), got " + shape_str(mm));
+  }
+  if (!(std::isfinite(theta) && theta > 0.0)) {
+    throw py::value_error("theta must be finite and > 0, got " + std::to_string(theta));
+  }
+  py::array_t<double, py::array::c_style> xcp(static_cast<py::ssize_t>(n));
+  py::array_t<double, py::array::c_style> c(static_cast<py::ssize_t>(m2));
+  std::vector<double> t(n), d(n), p(m2), mw(m2);
+  std::vector<std::size_t> heap(n);
+  gradstep::CauchyProblem pr;
+  pr.n = n;
+  pr.m2 = m2;
+  pr.x = static_cast<const double*>(x.data());
+  pr.g = static_cast<const double*>(g.data());
+  pr.lo = static_cast<const double*>(lo.data());
+  pr.hi = static_cast<const double*>(hi.data());
+  pr.W = static_cast<const double*>(w.data());
+  pr.M = static_cast<const double*>(mm.data());
+  pr.theta = theta;
+  gradstep::CauchyWorkspace ws{t.data(), d.data(), heap.data(), p.data(), mw.data()};
+  gradstep::CauchyResult r;
+  {
+    OptionalRelease release(n >= kReleaseGilFrom);
+    r = gradstep::cauchy_point(pr, ws, xcp.mutable_data(), c.mutable_data());
+  }
+  return py::make_tuple(xcp, c, r.t, r.breakpoints);
+}
+
 }  // namespace
 
 void register_lbfgs(py::module_& m) {
@@ -364,8 +411,8 @@ void register_lbfgs(py::module_& m) {
            "push(x_new - x_old, g_new - g_old) in one pass.")
       .def("two_loop", &PyLBFGSHistory::two_loop, py::arg("g"), py::arg("out"),
            py::arg("scale") = 1.0,
-           "out = scale * H g by the two-loop recursion (two passes over the history, "
-           "split across the thread pool); returns g' out.")
+           "out = scale * H g by the two-loop recursion (2k passes over n, split across "
+           "the thread pool above 2^16 elements); returns g' out.")
       .def("pair", &PyLBFGSHistory::pair, py::arg("j"),
            "Copies of the j-th stored pair (s, y), 0 the oldest.");
   m.def("add_scaled", &add_scaled, py::arg("out"), py::arg("x"), py::arg("alpha"), py::arg("d"),
@@ -373,6 +420,10 @@ void register_lbfgs(py::module_& m) {
   m.def("add_scaled_clip", &add_scaled_clip, py::arg("out"), py::arg("x"), py::arg("alpha"),
         py::arg("d"), py::arg("lo"), py::arg("hi"),
         "out = clip(x + alpha * d, lo, hi) in one pass (same dtype and shape, no conversion).");
+  m.def("cauchy_point", &cauchy_point, py::arg("x"), py::arg("g"), py::arg("lo"), py::arg("hi"),
+        py::arg("W"), py::arg("M"), py::arg("theta"),
+        "The generalized Cauchy point of L-BFGS-B for B = theta I - W M W' (float64): "
+        "returns (xcp, c = W'(xcp - x), t, breakpoints passed).");
   m.def("take_gradient", &take_gradient, py::arg("out"), py::arg("g"), py::arg("d"),
         "out = g; returns (g' d, max |g_i|) from the same pass (the norm is NaN if g has "
         "NaN or Inf). d may be g.");

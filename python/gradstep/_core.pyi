@@ -4,7 +4,7 @@ gradstep's C++ kernels (internal: use the gradstep package)
 from __future__ import annotations
 import numpy
 import typing
-__all__: list[str] = ['AdadeltaConfig', 'AdagradConfig', 'AdamConfig', 'LBFGSHistory', 'NAdamConfig', 'PreparedStep', 'RAdamConfig', 'RMSpropConfig', 'RpropConfig', 'SGDConfig', 'add_scaled', 'add_scaled_clip', 'all_finite', 'available_cores', 'compiler', 'get_num_threads', 'prepare_adadelta', 'prepare_adagrad', 'prepare_adam', 'prepare_adamax', 'prepare_nadam', 'prepare_radam', 'prepare_rmsprop', 'prepare_rprop', 'prepare_sgd', 'scale_', 'set_num_threads', 'set_simd_level', 'simd_level', 'simd_level_supported', 'simd_levels_built', 'sum_squares', 'take_gradient', 'version']
+__all__: list[str] = ['AdadeltaConfig', 'AdagradConfig', 'AdamConfig', 'LBFGSHistory', 'NAdamConfig', 'PreparedStep', 'RAdamConfig', 'RMSpropConfig', 'RpropConfig', 'SGDConfig', 'add_scaled', 'add_scaled_clip', 'all_finite', 'available_cores', 'cauchy_point', 'compiler', 'get_num_threads', 'prepare_adadelta', 'prepare_adagrad', 'prepare_adam', 'prepare_adamax', 'prepare_nadam', 'prepare_radam', 'prepare_rmsprop', 'prepare_rprop', 'prepare_sgd', 'scale_', 'set_num_threads', 'set_simd_level', 'simd_level', 'simd_level_supported', 'simd_levels_built', 'sum_squares', 'take_gradient', 'version']
 class PreparedStep:
     def run(self) -> None:
         ...
@@ -325,7 +325,7 @@ class LBFGSHistory:
         """
     def two_loop(self, g: typing.Any, out: typing.Any, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> float:
         """
-        out = scale * H g (compact L-BFGS representation, two passes over n); returns g' out.
+        out = scale * H g by the two-loop recursion (2k passes over n, split across the thread pool above 2^16 elements); returns g' out.
         """
     @property
     def capacity(self) -> int:
@@ -359,6 +359,10 @@ def all_finite(arrays: list) -> bool:
     """
 def available_cores() -> int:
     ...
+def cauchy_point(x: typing.Any, g: typing.Any, lo: typing.Any, hi: typing.Any, W: typing.Any, M: typing.Any, theta: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+    """
+    The generalized Cauchy point of L-BFGS-B for B = theta I - W M W' (float64): returns (xcp, c = W'(xcp - x), t, breakpoints passed).
+    """
 def compiler() -> str:
     ...
 def get_num_threads() -> int:

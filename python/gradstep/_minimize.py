@@ -564,46 +564,8 @@ class _LBFGSEngine(_Engine):
         x = self.x.reshape(-1).astype(np.float64)
         g = self.g.reshape(-1).astype(np.float64)
         theta, W, M = self._compact()
-        # Breakpoints t_i along x - t g.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tb = np.where(g < 0, (x - hi) / g, np.where(g > 0, (x - lo) / g, np.inf))
-        d = np.where(tb > 0, -g, 0.0)
-        p = W.T @ d
-        c = np.zeros_like(p)
-        fp = -float(d @ d)
-        fpp = -theta * fp - float(p @ (M @ p))
-        xcp = x.copy()
-        order = np.flatnonzero((tb > 0) & np.isfinite(tb))
-        order = order[np.argsort(tb[order], kind="stable")]
-        t_old = 0.0
-        dt_min = -fp / fpp if fpp > 0 else 0.0
-        for b in order:
-            if fp >= 0.0:
-                dt_min = 0.0
-                break
-            dt = tb[b] - t_old
-            if dt_min < dt:
-                break
-            # Variable b reaches its bound.
-            gb = g[b]
-            xb = hi[b] if d[b] > 0 else lo[b]
-            zb = xb - x[b]
-            xcp[b] = xb
-            c += dt * p
-            wb = W[b]
-            Mw = M @ wb
-            fp += dt * fpp + gb * gb + theta * gb * zb - gb * float(Mw @ c)
-            fpp += -theta * gb * gb - 2.0 * gb * float(Mw @ p) - gb * gb * float(wb @ Mw)
-            p += gb * wb
-            d[b] = 0.0
-            t_old = tb[b]
-            dt_min = -fp / fpp if fpp > 0 else 0.0
-        dt_min = max(dt_min, 0.0)
-        t_old += dt_min
-        moving = d != 0.0
-        xcp[moving] = x[moving] + t_old * d[moving]
-        np.clip(xcp, lo, hi, out=xcp)
-        c += dt_min * p
+        # The generalized Cauchy point (Algorithm CP, in C++: a heap over the breakpoints).
+        xcp, c, _, _ = _core.cauchy_point(x, g, lo, hi, W, M, theta)
         # Subspace minimization over the free variables at the Cauchy point.
         free = np.flatnonzero((xcp > lo) & (xcp < hi))
         xbar = xcp

@@ -272,6 +272,147 @@ GradientSummary take_gradient(T* GRADSTEP_RESTRICT out, const T* g, const T* d,
   return {detail::sum_lanes(acc) + tail, norm};
 }
 
+// The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995,
+// Algorithm CP): the first local minimizer of the quadratic model
+//
+//   m(z) = g'(z - x) + 1/2 (z - x)' B (z - x),   B = theta I - W M W'
+//
+// along the projected steepest-descent path z(t) = P(x - t g, lo, hi), where P
+// clips to the box. The path bends where a variable reaches its bound; those
+// breakpoints are visited in increasing t (ties by index) through a binary
+// heap, so a search that stops early costs O(n) plus O(log n) per breakpoint
+// passed, and each breakpoint costs O(m2^2) for the model's derivatives. All in
+// double (the compact matrices are float64 whatever the problem's dtype).
+struct CauchyProblem {
+  std::size_t n = 0;        // variables
+  std::size_t m2 = 0;       // columns of W (2k for k stored pairs)
+  const double* x = nullptr;
+  const double* g = nullptr;
+  const double* lo = nullptr;  // -inf where unbounded
+  const double* hi = nullptr;  // +inf where unbounded
+  const double* W = nullptr;   // n x m2, row-major
+  const double* M = nullptr;   // m2 x m2, row-major
+  double theta = 1.0;
+};
+
+struct CauchyWorkspace {  // sized by the caller: t and d of n, heap of n, p and mw of m2
+  double* t = nullptr;       // breakpoint of each variable (inf: never reaches a bound)
+  double* d = nullptr;       // the path's direction; 0 once a variable is at its bound
+  std::size_t* heap = nullptr;
+  double* p = nullptr;       // W' d
+  double* mw = nullptr;      // M w_b
+};
+
+struct CauchyResult {
+  double t = 0.0;              // the Cauchy point's position on the path
+  std::size_t breakpoints = 0;  // variables that reached a bound before it
+};
+
+// Writes the Cauchy point to xcp (n) and c = W'(xcp - x) (m2), which the
+// subspace minimization needs.
+inline CauchyResult cauchy_point(const CauchyProblem& pr, CauchyWorkspace& ws, double* xcp,
+                                 double* c) noexcept {
+  const std::size_t n = pr.n, m2 = pr.m2;
+  double* tb = ws.t;
+  double* d = ws.d;
+  double* p = ws.p;
+  std::size_t heap_size = 0;
+  std::size_t moving = 0;  // variables with d_i != 0
+  double dd = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double gi = pr.g[i];
+    double t = INFINITY;
+    if (gi < 0.0) {
+      t = (pr.x[i] - pr.hi[i]) / gi;
+    } else if (gi > 0.0) {
+      t = (pr.x[i] - pr.lo[i]) / gi;
+    }
+    tb[i] = t;
+    d[i] = t > 0.0 ? -gi : 0.0;
+    dd += d[i] * d[i];
+    moving += d[i] != 0.0;
+    xcp[i] = pr.x[i];
+    if (t > 0.0 && std::isfinite(t)) ws.heap[heap_size++] = i;
+  }
+  for (std::size_t j = 0; j < m2; ++j) {
+    p[j] = 0.0;
+    c[j] = 0.0;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (d[i] == 0.0) continue;
+    const double* w = pr.W + i * m2;
+    for (std::size_t j = 0; j < m2; ++j) p[j] += w[j] * d[i];
+  }
+  auto quad = [&](const double* u, const double* v) {  // u' M v
+    double s = 0.0;
+    for (std::size_t a = 0; a < m2; ++a) {
+      double r = 0.0;
+      for (std::size_t b = 0; b < m2; ++b) r += pr.M[a * m2 + b] * v[b];
+      s += u[a] * r;
+    }
+    return s;
+  };
+  const double theta = pr.theta;
+  double fp = -dd;
+  double fpp = -theta * fp - quad(p, p);
+  // Min-heap on (t_i, i): the same order as a stable sort by t.
+  auto later = [tb](std::size_t a, std::size_t b) {
+    return tb[a] > tb[b] || (tb[a] == tb[b] && a > b);
+  };
+  std::make_heap(ws.heap, ws.heap + heap_size, later);
+  double t_old = 0.0;
+  double dt_min = fpp > 0.0 ? -fp / fpp : 0.0;
+  std::size_t passed = 0;
+  while (heap_size > 0) {
+    if (fp >= 0.0) {
+      dt_min = 0.0;
+      break;
+    }
+    const std::size_t b = ws.heap[0];
+    const double dt = tb[b] - t_old;
+    if (dt_min < dt) break;
+    std::pop_heap(ws.heap, ws.heap + heap_size, later);
+    --heap_size;
+    ++passed;
+    // Variable b reaches its bound.
+    const double gb = pr.g[b];
+    const double xb = d[b] > 0.0 ? pr.hi[b] : pr.lo[b];
+    const double zb = xb - pr.x[b];
+    xcp[b] = xb;
+    const double* wb = pr.W + b * m2;
+    double mw_c = 0.0, mw_p = 0.0, w_mw = 0.0;
+    for (std::size_t j = 0; j < m2; ++j) c[j] += dt * p[j];
+    for (std::size_t a = 0; a < m2; ++a) {
+      double r = 0.0;
+      for (std::size_t k = 0; k < m2; ++k) r += pr.M[a * m2 + k] * wb[k];
+      ws.mw[a] = r;
+    }
+    for (std::size_t j = 0; j < m2; ++j) {
+      mw_c += ws.mw[j] * c[j];
+      mw_p += ws.mw[j] * p[j];
+      w_mw += wb[j] * ws.mw[j];
+    }
+    fp += dt * fpp + gb * gb + theta * gb * zb - gb * mw_c;
+    fpp += -theta * gb * gb - 2.0 * gb * mw_p - gb * gb * w_mw;
+    for (std::size_t j = 0; j < m2; ++j) p[j] += gb * wb[j];
+    d[b] = 0.0;
+    --moving;
+    t_old = tb[b];
+    dt_min = fpp > 0.0 ? -fp / fpp : 0.0;
+  }
+  // Once every variable is at a bound the path stops; f' and f'' are then rounding
+  // residues and must not move t.
+  dt_min = moving == 0 ? 0.0 : std::max(dt_min, 0.0);
+  t_old += dt_min;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (d[i] != 0.0) xcp[i] = pr.x[i] + t_old * d[i];
+    const double v = xcp[i] < pr.lo[i] ? pr.lo[i] : xcp[i];
+    xcp[i] = v > pr.hi[i] ? pr.hi[i] : v;
+  }
+  for (std::size_t j = 0; j < m2; ++j) c[j] += dt_min * p[j];
+  return {t_old, passed};
+}
+
 template <class T>
 class LBFGSHistory {
  public:
