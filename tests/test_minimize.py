@@ -891,6 +891,35 @@ def test_stepwise_state_dict_continues_bit_identically(tmp_path, dtype, kw):
         np.testing.assert_array_equal(sd1[k], sd2[k], err_msg=k)
 
 
+@pytest.mark.parametrize("kw", [{}, {"bounds": [(-1.0, 0.8)] * 10}])
+def test_stepwise_lbfgs_through_gs_save_and_load(tmp_path, kw):
+    import gradstep as gs
+
+    x = np.tile(np.array([-1.2, 1.0]), 5)
+    opt = LBFGS(x, max_iter=4, history_size=5, **kw)
+    _stepwise_run(x, opt, 3)
+    path = tmp_path / "lbfgs.npz"
+    gs.save(opt, path)
+    x2 = x.copy()
+    ref_fs = _stepwise_run(x, opt, 3)
+    opt2 = LBFGS(x2, max_iter=4, history_size=5, **kw)
+    gs.load(opt2, path)
+    assert _stepwise_run(x2, opt2, 3) == ref_fs
+    np.testing.assert_array_equal(x2, x)
+    # The wrong kind of optimizer, or the wrong size, is refused with the file named.
+    with pytest.raises(ValueError, match="holds the state of LBFGS, not of Adam"):
+        gs.load(gs.Adam([np.zeros(10)]), path)
+    before = LBFGS(np.zeros(12)).state_dict()
+    small = LBFGS(np.zeros(12))
+    with pytest.raises(ValueError, match=r"lbfgs\.npz"):
+        gs.load(small, path)
+    np.testing.assert_array_equal(small.state_dict()["g"], before["g"])
+    adam_path = tmp_path / "adam.npz"
+    gs.save(gs.Adam([np.zeros(10)]), adam_path)
+    with pytest.raises(ValueError, match="holds the state of Adam, not of LBFGS"):
+        gs.load(opt2, adam_path)
+
+
 def test_stepwise_state_dict_empty_history_and_errors():
     x = np.zeros(6)
     opt = LBFGS(x)

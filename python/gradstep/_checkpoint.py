@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._minimize import LBFGS
 from ._optimizer import Optimizer
 
 __all__ = ["load", "save"]
@@ -51,14 +52,18 @@ def _decode(value: Any, current: Any) -> Any:
     return value
 
 
-def save(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
+def save(optimizer: Optimizer | LBFGS, path: str | os.PathLike[str]) -> None:
     """Write the optimizer's state to ``path`` (a ``.npz`` file).
 
+    ``optimizer`` is one of the first-order optimizers or a step-wise :class:`LBFGS`.
     The file is written to a temporary file in the same directory, flushed to disk
     and renamed over ``path``, so a crash mid-save leaves any previous file intact.
     Loading it into a fresh optimizer over the same parameters with :func:`load`
     continues the exact same trajectory.
     """
+    if isinstance(optimizer, LBFGS):
+        _save_lbfgs(optimizer, os.fspath(path))
+        return
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a gradstep optimizer, got {type(optimizer).__name__}")
     sd = optimizer.state_dict()
@@ -84,6 +89,34 @@ def save(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
     write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
+def _save_lbfgs(optimizer: LBFGS, path: str) -> None:
+    """LBFGS.state_dict() is flat: its arrays go in as ``lbfgs/<name>``, its numbers
+    into the metadata."""
+    sd = optimizer.state_dict()
+    arrays = {f"lbfgs/{k}": v for k, v in sd.items() if isinstance(v, np.ndarray)}
+    scalars = {k: _encode(v) for k, v in sd.items() if not isinstance(v, np.ndarray)}
+    meta = {"format": _FORMAT, "version": _VERSION, "optimizer": "LBFGS", "lbfgs": scalars}
+    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    write_atomically(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+
+
+def _load_lbfgs(optimizer: LBFGS, path: str, meta: dict[str, Any],
+                arrays: dict[str, np.ndarray]) -> None:
+    scalars = meta.get("lbfgs")
+    if not isinstance(scalars, dict):
+        raise ValueError(f"cannot load {path!r}: it has no LBFGS state")
+    state: dict[str, Any] = {k: _decode(v, None) for k, v in scalars.items()}
+    for key, value in arrays.items():
+        prefix, _, name = key.partition("/")
+        if prefix != "lbfgs" or not name:
+            raise ValueError(f"cannot load {path!r}: unexpected entry {key!r}")
+        state[name] = value
+    try:
+        optimizer.load_state_dict(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"cannot load {path!r} into this optimizer: {exc}") from None
+
+
 def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk and rename
     it over ``path``: a crash at any point leaves the previous file intact."""
@@ -107,14 +140,14 @@ def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> None:
             os.close(dir_fd)
 
 
-def load(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
+def load(optimizer: Optimizer | LBFGS, path: str | os.PathLike[str]) -> None:
     """Restore the state written by :func:`save` into ``optimizer``.
 
     The optimizer must be of the same class over parameters of the same shapes.
     A truncated, foreign or mismatched file raises ValueError naming the file, and
     leaves the optimizer unchanged.
     """
-    if not isinstance(optimizer, Optimizer):
+    if not isinstance(optimizer, (Optimizer, LBFGS)):
         raise TypeError(f"optimizer must be a gradstep optimizer, got {type(optimizer).__name__}")
     path = os.fspath(path)
     try:
@@ -143,6 +176,9 @@ def load(optimizer: Optimizer, path: str | os.PathLike[str]) -> None:
             f"cannot load {path!r}: it holds the state of {meta.get('optimizer')}, not of "
             f"{type(optimizer).__name__}"
         )
+    if isinstance(optimizer, LBFGS):
+        _load_lbfgs(optimizer, path, meta, arrays)
+        return
     state: dict[int, dict[str, Any]] = {}
     for index, scalars in meta.get("state", {}).items():
         state[int(index)] = dict(scalars)
