@@ -64,3 +64,31 @@ def test_plain_cpp_example_matches_python(tmp_path):
     # Same kernels, same operations: the parameters agree to the last bit.
     assert float(values["x0"]) == a[0]
     assert float(values["x1"]) == b[0]
+
+
+POOL_STRESS = os.path.join(HERE, "cpp", "pool_stress.cpp")
+
+
+def _build_pool_stress(tmp_path, extra: list[str]) -> str | None:
+    exe = str(tmp_path / ("pool_stress" + "_".join(extra).replace("-", "")))
+    cmd = [str(compiler()), "-std=c++17", "-O2", "-g", "-Wall", "-Wextra", "-Werror", *extra,
+           "-I", gs.get_include(), POOL_STRESS, "-o", exe, "-pthread"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return exe if done.returncode == 0 else None
+
+
+@pytest.mark.skipif(compiler() is None, reason="no C++ compiler")
+@pytest.mark.skipif(not os.path.exists(POOL_STRESS), reason="source tree not available")
+@pytest.mark.parametrize("sanitize", [[], ["-fsanitize=thread"]], ids=["plain", "tsan"])
+def test_thread_pool_runs_every_task_once(tmp_path, sanitize):
+    """Every task of every job exactly once, none after parallel_for returns, with more
+    threads than cores, concurrent callers, and workers that sleep between jobs."""
+    exe = _build_pool_stress(tmp_path, sanitize)
+    if exe is None:
+        if sanitize:
+            pytest.skip("this compiler cannot build with ThreadSanitizer")
+        raise AssertionError("pool_stress.cpp does not compile")
+    for threads, jobs, callers in [(2, 1500, 1), (3, 1000, 2), (4, 500, 3)]:
+        out = subprocess.run([exe, str(threads), str(jobs), str(callers)], capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr

@@ -58,7 +58,9 @@ inline void cpu_relax() noexcept {
 // Waking a sleeping thread costs tens of microseconds on a virtual machine,
 // as much as a whole step over 10^5 elements, so workers spin for a short
 // while (kSpin) after each job before they sleep on a condition variable, and
-// the caller spins the same way while it waits for them.
+// the caller spins the same way while it waits for them. The caller takes tasks
+// too and waits only for workers that joined the job before it ran out of
+// tasks: a worker still asleep then never delays it.
 class ThreadPool final : public Executor {
  public:
   static constexpr std::chrono::microseconds kSpin{200};
@@ -93,16 +95,22 @@ class ThreadPool final : public Executor {
       context_ = context;
       n_tasks_ = n_tasks;
       next_.store(0, std::memory_order_relaxed);
-      pending_.store(workers_.size(), std::memory_order_relaxed);
-      // Publishes the job: workers read fn_, context_ and n_tasks_ after they
-      // observe the new generation (acquire).
+      open_ = true;
+      // Workers read fn_, context_ and n_tasks_ only after joining under mutex_.
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     drain();
-    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    {
+      // Close the job: a worker that has not joined by now finds every task taken
+      // and never will, so the caller does not wait for a thread the OS has not
+      // woken yet (on a busy or virtual machine that can take a millisecond).
+      std::lock_guard<std::mutex> lock(mutex_);
+      open_ = false;
+    }
+    if (!spin_until([this] { return active_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lock(mutex_);
-      done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+      done_.wait(lock, [this] { return active_.load(std::memory_order_acquire) == 0; });
     }
   }
 
@@ -137,9 +145,14 @@ class ThreadPool final : public Executor {
         wake_.wait(lock, has_news);
       }
       if (stop_.load(std::memory_order_acquire)) return;
-      seen = generation_.load(std::memory_order_acquire);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        seen = generation_.load(std::memory_order_relaxed);
+        if (!open_) continue;  // the caller has finished this job without us
+        active_.fetch_add(1, std::memory_order_relaxed);
+      }
       drain();
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         // Taking the mutex orders this notify after the caller's predicate check.
         std::lock_guard<std::mutex> lock(mutex_);
         done_.notify_one();
@@ -155,7 +168,8 @@ class ThreadPool final : public Executor {
   std::condition_variable done_;
   std::atomic<bool> stop_{false};
   std::atomic<std::size_t> generation_{0};
-  std::atomic<std::size_t> pending_{0};
+  std::atomic<std::size_t> active_{0};  // workers that joined the current job
+  bool open_ = false;                    // the job still admits workers (guarded by mutex_)
   TaskFn fn_ = nullptr;
   void* context_ = nullptr;
   std::size_t n_tasks_ = 0;
