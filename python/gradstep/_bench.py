@@ -12,8 +12,8 @@ Method
   (A B B A A B ...), each block about ``block_seconds`` long; the speed-up over the peer is
   the median over pairs of ``t_peer / t_gradstep``, so slow drifts of a shared, noisy
   machine cancel. ns per element is the median block time / (k * elements). With more
-  than one thread every block starts after an idle pause (``SETTLE_SECONDS``), so the
-  previous block's spinning workers cannot take its cores.
+  than one thread every timed block follows an untimed block of the same implementation,
+  so the previous implementation's still-spinning workers cannot take its cores.
 * Bandwidth: each optimizer moves a known number of bytes per element and step (Adam
   fp32: read p, g, m, v and write p, m, v = 28 B). Its GB/s is set against a STREAM-like
   probe, ``a += b`` with in-place NumPy (read a, read b, write a: 3 words per element, no
@@ -614,11 +614,11 @@ def _make(key: str, spec: Spec, params: list[Arr], grads: list[Arr]) -> Impl:
 
 # With several threads, the implementations' idle workers spin for a while after each
 # step before they sleep (gradstep's pool for 200 us, torch's OpenMP workers for
-# milliseconds), and spinning workers of the block just run take the cores from the next
-# one: on 2 vCPUs that cost whichever ran second up to 2x. A pause this long before each
-# block lets every worker go to sleep, so each block starts from idle cores, as a step
-# does after a forward and backward pass; the wake-up is part of its time.
-SETTLE_SECONDS = 0.03
+# milliseconds), and the spinning workers of the block just run take the cores from the
+# next one: on 2 vCPUs that cost whichever ran second up to 2x. So with more than one
+# thread every timed block follows an untimed lead-in block of the same implementation,
+# which absorbs the other's spinning tail and wakes its own workers. (An idle pause
+# instead was worse: after tens of milliseconds asleep the caches were cold.)
 
 
 def _set_threads(n: int) -> None:
@@ -657,30 +657,30 @@ def _steps_per_block(impl: Impl, t_step: float, seconds: float) -> int:
     return max(1, round(seconds / max(t_step, 1e-9)))
 
 
-def _settled_block(impl: Impl, k: int, settle: float) -> float:
-    if settle > 0:
-        time.sleep(settle)
+def _timed_block(impl: Impl, k: int, lead_in: bool) -> float:
+    if lead_in:
+        _block(impl, k)
     return _block(impl, k)
 
 
 def _paired(a: Impl, b: Impl, ta1: float, tb1: float, rounds: int, seconds: float,
-            budget: float, settle: float = 0.0) -> tuple[list[float], list[float]]:
-    """Interleaved blocks A B B A A B ...; with ``settle`` > 0, an idle pause of that many
-    seconds before each block (see ``SETTLE_SECONDS``)."""
+            budget: float, lead_in: bool = False) -> tuple[list[float], list[float]]:
+    """Interleaved blocks A B B A A B ...; with ``lead_in``, each timed block follows an
+    untimed one of the same implementation (see the note above ``_set_threads``)."""
     ka = _steps_per_block(a, ta1, seconds)
     kb = _steps_per_block(b, tb1, seconds)
     # A peer that takes seconds per step (torch's OpenMP threads on a busy machine can)
     # gets fewer rounds, at least 2, so one case cannot eat the whole run.
-    per_round = ta1 * ka + tb1 * kb + 2 * settle
+    per_round = (ta1 * ka + tb1 * kb) * (2 if lead_in else 1)
     rounds = max(2, min(rounds, int(budget / max(per_round, 1e-9))))
     ta, tb = [], []
     for r in range(rounds):
         if r % 2 == 0:
-            ta.append(_settled_block(a, ka, settle))
-            tb.append(_settled_block(b, kb, settle))
+            ta.append(_timed_block(a, ka, lead_in))
+            tb.append(_timed_block(b, kb, lead_in))
         else:
-            tb.append(_settled_block(b, kb, settle))
-            ta.append(_settled_block(a, ka, settle))
+            tb.append(_timed_block(b, kb, lead_in))
+            ta.append(_timed_block(a, ka, lead_in))
     return ta, tb
 
 
@@ -730,9 +730,8 @@ def run_case(case: Case, cfg: Config, log: Callable[[str], None] = lambda s: Non
             try:
                 tb1 = _warm(other, warm, cfg.peer_budget / 4, minimum)
                 ta1 = _block(mine, 1)
-                settle = SETTLE_SECONDS if case.threads > 1 else 0.0
                 ta, tb = _paired(mine, other, ta1, tb1, rounds, cfg.block_seconds,
-                                 cfg.peer_budget, settle)
+                                 cfg.peer_budget, lead_in=case.threads > 1)
             finally:
                 other.close()
             mine_times += ta
