@@ -30,10 +30,21 @@ struct TensorBatch {
   T* state(std::size_t i, std::size_t k) const noexcept { return states[i * n_states + k]; }
 };
 
-// Below this many elements per task, splitting costs more than it saves: waking
-// a worker costs microseconds (far more when the machine is oversubscribed),
-// and an Adam step over 2^17 float32 elements in cache takes about 60 us.
-constexpr std::size_t kMinElementsPerTask = 1 << 17;
+// Below this many elements per task, splitting costs more than it saves: a
+// task must outlast handing it to a spinning worker (about a microsecond); an
+// Adam step over 2^14 float32 elements in cache takes about 10 us.
+constexpr std::size_t kMinElementsPerTask = 1 << 14;
+// A step is cut into up to this many tasks per thread, so that a worker that
+// wakes late (a sleeping thread can take hundreds of microseconds to run on a
+// virtual machine) finds little left, and the caller, which takes tasks too,
+// never waits long for it. More tasks would cost more: each one finds its first
+// tensor by a scan over the group.
+constexpr std::size_t kTasksPerThread = 4;
+// Steps smaller than this run on the calling thread alone when the workers are
+// asleep (no job for a while, e.g. a forward and backward pass since the last
+// step): measured on a 2-vCPU VM, waking one cost a 5e4-element Adam step more
+// than the second thread saved, while from 5e5 elements it paid 1.5x.
+constexpr std::size_t kMinElementsToWake = 1 << 18;
 // Task boundaries fall on multiples of this many elements (a cache line or more).
 constexpr std::size_t kTaskAlignment = 64;
 
@@ -63,9 +74,10 @@ void run_multi_tensor(const TensorBatch<T>& b, Executor& executor, Prepare prepa
   if (total == 0) return;
   std::size_t n_tasks = 1;
   const std::size_t threads = executor.concurrency();
-  if (threads > 1 && total >= 2 * kMinElementsPerTask) {
+  if (threads > 1 && total >= 2 * kMinElementsPerTask &&
+      (total >= kMinElementsToWake || executor.awake())) {
     n_tasks = total / kMinElementsPerTask;
-    if (n_tasks > threads) n_tasks = threads;
+    if (n_tasks > kTasksPerThread * threads) n_tasks = kTasksPerThread * threads;
   }
 
   struct Job {

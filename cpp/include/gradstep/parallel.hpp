@@ -30,6 +30,9 @@ class Executor {
   virtual std::size_t concurrency() const noexcept = 0;
   // Calls fn(context, t) for t in [0, n_tasks), possibly concurrently; returns when all are done.
   virtual void parallel_for(std::size_t n_tasks, TaskFn fn, void* context) noexcept = 0;
+  // True when no worker would have to be woken from sleep to help: callers split
+  // small jobs only then (waking a thread can cost more than a small job).
+  virtual bool awake() const noexcept { return true; }
 };
 
 class SerialExecutor final : public Executor {
@@ -81,6 +84,7 @@ class ThreadPool final : public Executor {
   }
 
   std::size_t concurrency() const noexcept override { return threads_; }
+  bool awake() const noexcept override { return sleeping_.load(std::memory_order_relaxed) == 0; }
 
   void parallel_for(std::size_t n_tasks, TaskFn fn, void* context) noexcept override {
     if (n_tasks == 0) return;
@@ -142,7 +146,9 @@ class ThreadPool final : public Executor {
     for (;;) {
       if (!spin_until(has_news)) {
         std::unique_lock<std::mutex> lock(mutex_);
+        sleeping_.fetch_add(1, std::memory_order_relaxed);
         wake_.wait(lock, has_news);
+        sleeping_.fetch_sub(1, std::memory_order_relaxed);
       }
       if (stop_.load(std::memory_order_acquire)) return;
       {
@@ -168,7 +174,8 @@ class ThreadPool final : public Executor {
   std::condition_variable done_;
   std::atomic<bool> stop_{false};
   std::atomic<std::size_t> generation_{0};
-  std::atomic<std::size_t> active_{0};  // workers that joined the current job
+  std::atomic<std::size_t> active_{0};    // workers that joined the current job
+  std::atomic<std::size_t> sleeping_{0};  // workers asleep on wake_ (a hint: no ordering)
   bool open_ = false;                    // the job still admits workers (guarded by mutex_)
   TaskFn fn_ = nullptr;
   void* context_ = nullptr;
