@@ -10,11 +10,14 @@ Four markdown tables:
    solvers' evaluation histories are searched for the first f within
    1e-8 * max(1, |f_scipy|) of scipy's final f. ratio = gradstep / scipy (<= 1 is the goal).
 2. Solver time per iteration, excluding the time spent inside f/g (a diagonal
-   quadratic, so f/g is cheap), for a fixed number of iterations.
-3. The two-loop recursion alone (history 10, float64 and float32) against a
-   memory bandwidth measured in the same run: a STREAM triad a = b + s c in C++
-   (gradstep._core.add_scaled) on 4e7 float64 (far beyond any cache), bytes counted
-   STREAM-style (3 vectors per pass). The
+   quadratic, so f/g is cheap), for a fixed number of iterations: gradstep with its
+   default thread count (the passes over n split across the pool above 2^16 elements)
+   and with one thread; scipy's L-BFGS-B is single-threaded (run with
+   OPENBLAS_NUM_THREADS=1).
+3. The two-loop recursion alone (history 10, float64 and float32) against the memory
+   bandwidth measured in the same run with the same thread count by the probe of
+   bench/bench_optimizers.py: ``a += b`` in place on 3 GiB (far beyond the last-level
+   cache; read a, read b, write a, no read-for-ownership). The
    two-loop moves 8k - 1 vectors of n for k stored pairs (each pass fuses a dot
    product with an axpy; the last one yields g'd for the line search).
 
@@ -30,7 +33,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+import gradstep as gs
 from gradstep import _core
+from gradstep._bench import probe_dram
 from gradstep._minimize import minimize
 
 try:
@@ -233,8 +238,10 @@ def solver_time(run: Callable, n: int, repeats: int) -> tuple[float, int]:
 
 def table_time(quick: bool) -> str:
     sizes = [10, 100, 10_000] if quick else [10, 100, 10_000, 1_000_000]
-    rows = ["| n | iterations | scipy L-BFGS-B us/iter | gradstep us/iter | ratio |",
-            "|---|---|---|---|---|"]
+    threads = gs.get_num_threads()
+    rows = ["| n | iterations | scipy L-BFGS-B us/iter | gradstep us/iter "
+            f"({threads} threads) | ratio | gradstep us/iter (1 thread) | ratio |",
+            "|---|---|---|---|---|---|---|"]
     for n in sizes:
         iters = 30 if n >= 1_000_000 else 100
         repeats = 3 if n >= 1_000_000 else 15
@@ -247,17 +254,26 @@ def table_time(quick: bool) -> str:
         def run_gs(fun, x0=x0, iters=iters):
             return minimize(fun, x0, max_iter=iters, ftol=0.0, gtol=0.0)
 
+        def run_gs1(fun, x0=x0, iters=iters):
+            gs.set_num_threads(1)
+            try:
+                return minimize(fun, x0, max_iter=iters, ftol=0.0, gtol=0.0)
+            finally:
+                gs.set_num_threads(threads)
+
         run_gs(timed_quadratic(n)[0])  # warm up imports and caches
         # Interleaved, minimum of repeats: on a shared machine the load drifts.
-        t_s = t_g = math.inf
+        t_s = t_g = t_1 = math.inf
         it_s = it_g = 0
         for _ in range(repeats):
             t, it_s = solver_time(run_scipy, n, 1)
             t_s = min(t_s, t)
             t, it_g = solver_time(run_gs, n, 1)
             t_g = min(t_g, t)
+            t, _ = solver_time(run_gs1, n, 1)
+            t_1 = min(t_1, t)
         rows.append(f"| {n:g} | {it_g} (scipy {it_s}) | {t_s * 1e6:,.1f} | {t_g * 1e6:,.1f} | "
-                    f"{t_g / t_s:.2f} |")
+                    f"{t_g / t_s:.2f} | {t_1 * 1e6:,.1f} | {t_1 / t_s:.2f} |")
     return "\n".join(rows)
 
 
@@ -276,30 +292,37 @@ def best_time(fn: Callable[[], None], repeats: int) -> float:
 def table_bandwidth(quick: bool) -> str:
     sizes = [1_000_000] if quick else [1_000_000, 3_000_000, 10_000_000]
     m = 10
-    rows = ["| n | dtype | two-loop ms | two-loop GB/s | triad GB/s (C++) | share |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| n | dtype | threads | two-loop ms | two-loop GB/s | probe GB/s | share |",
+            "|---|---|---|---|---|---|---|"]
     rng = np.random.default_rng(0)
-    big = 4_000_000 if quick else 40_000_000
-    a, b, c = np.zeros(big), np.ones(big), np.ones(big)
-    _core.add_scaled(a, b, 0.5, c)
-    triad = 3 * big * 8 / best_time(lambda a=a, b=b, c=c: _core.add_scaled(a, b, 0.5, c), 10)
-    del a, b, c
-    for n in sizes:
-        for dtype in (np.float64, np.float32):
-            item = np.dtype(dtype).itemsize
-            b = rng.standard_normal(n).astype(dtype)
-            h = _core.LBFGSHistory(n, m, dtype)
-            for _ in range(m):
-                s = rng.standard_normal(n).astype(dtype)
-                h.push(s, (2.0 * s + 0.1 * b).astype(dtype))
-            out = np.empty(n, dtype)
-            h.two_loop(b, out, -1.0)
-            t = best_time(lambda h=h, b=b, out=out: h.two_loop(b, out, -1.0), 3 if n > 3e6 else 8)
-            k = h.count
-            bw = (8 * k - 1) * n * item / t
-            rows.append(f"| {n:g} | {np.dtype(dtype).name} | {t * 1e3:.2f} | {bw / 1e9:.1f} | "
-                        f"{triad / 1e9:.1f} | {bw / triad:.0%} |")
-            del h, out
+    footprint = (256 << 20) if quick else (3 << 30)
+    all_threads = gs.get_num_threads()
+    # The same probe as bench/bench_optimizers.py, median of its repeats.
+    triad = {threads: probe_dram(threads, footprint, "float64")["median"] * 1e9
+             for threads in sorted({1, all_threads})}
+    try:
+        for n in sizes:
+            for dtype in (np.float64, np.float32):
+                item = np.dtype(dtype).itemsize
+                b = rng.standard_normal(n).astype(dtype)
+                h = _core.LBFGSHistory(n, m, dtype)
+                for _ in range(m):
+                    s = rng.standard_normal(n).astype(dtype)
+                    h.push(s, (2.0 * s + 0.1 * b).astype(dtype))
+                out = np.empty(n, dtype)
+                for threads in sorted(triad):
+                    gs.set_num_threads(threads)
+                    h.two_loop(b, out, -1.0)
+                    t = best_time(lambda h=h, b=b, out=out: h.two_loop(b, out, -1.0),
+                                  3 if n > 3e6 else 8)
+                    k = h.count
+                    bw = (8 * k - 1) * n * item / t
+                    rows.append(f"| {n:g} | {np.dtype(dtype).name} | {threads} | {t * 1e3:.2f} | "
+                                f"{bw / 1e9:.1f} | {triad[threads] / 1e9:.1f} | "
+                                f"{bw / triad[threads]:.0%} |")
+                del h, out
+    finally:
+        gs.set_num_threads(all_threads)
     return "\n".join(rows)
 
 

@@ -53,7 +53,8 @@ def _find(data: dict[str, Any], opt: str, dtype: str, layout: str,
 
 
 def goals(data: dict[str, Any]) -> str:
-    """Key numbers against the goals of issue 5, computed from the results."""
+    """The key numbers (Adam fp32 against every peer, the unfusable optimizers, thread
+    scaling, every case slower than a peer), computed from the results."""
     out = []
     thr = sorted({r["case"]["threads"] for r in data["results"]})
     one, many = thr[0], thr[-1]
@@ -230,7 +231,7 @@ def results_md(data: dict[str, Any], pngs: list[str], command: str) -> str:
     else:
         lines += ["Pre-run check: every implementation computes the same 8 steps as "
                   "gradstep (float64 to 1e-8 of the step size, float32 to 1e-3).", ""]
-    lines += ["## Against the goals of issue 5", "", goals(data), "", "## Plots", ""]
+    lines += ["## Summary", "", goals(data), "", "## Plots", ""]
     lines += [f"![{p}]({p})" for p in pngs] + ["", "## All results", "", tables(data), ""]
     return "\n".join(lines)
 
