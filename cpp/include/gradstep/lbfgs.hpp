@@ -148,65 +148,82 @@ double axpy_dot(T* GRADSTEP_RESTRICT q, const T* GRADSTEP_RESTRICT v,
   return sum_lanes(acc) + tail;
 }
 
+// Fused passes that produce vectors and several sums work through short runs
+// that stay in L1: one loop writes the run, then one loop per sum reads it back.
+// GCC keeps a single eight-lane accumulator in registers but not two or three in
+// one loop (measured: 2.6-3.1 ns/element instead of ~0.3). Each lane still adds
+// the same elements in the same order, so the sums are those of one fused loop.
+constexpr std::size_t kRun = 256;  // a multiple of kLanes
+
+// acc[l] += a[i + l] * b[i + l] over whole groups of kLanes; n % kLanes == 0.
+template <class T>
+void lanes_dot(double* GRADSTEP_RESTRICT acc, const T* GRADSTEP_RESTRICT a,
+               const T* GRADSTEP_RESTRICT b, std::size_t n) noexcept {
+  double r[kLanes];  // a local copy stays in registers; through the pointer it did not
+  for (std::size_t l = 0; l < kLanes; ++l) r[l] = acc[l];
+  for (std::size_t i = 0; i < n; i += kLanes) {
+    for (std::size_t l = 0; l < kLanes; ++l) r[l] += double(a[i + l]) * double(b[i + l]);
+  }
+  for (std::size_t l = 0; l < kLanes; ++l) acc[l] = r[l];
+}
+
+// The (s'y, y'y) of vectors written by make(lo, hi), which fills s and y on [lo, hi).
+template <class T, class Make>
+void write_then_dots(const T* s, const T* y, std::size_t n, Make make, double& sy,
+                     double& yy) noexcept {
+  double acc_sy[kLanes] = {};
+  double acc_yy[kLanes] = {};
+  const std::size_t body = n / kLanes * kLanes;
+  for (std::size_t b = 0; b < body; b += kRun) {
+    const std::size_t len = std::min(kRun, body - b);
+    make(b, b + len);
+    lanes_dot(acc_sy, s + b, y + b, len);
+    lanes_dot(acc_yy, y + b, y + b, len);
+  }
+  make(body, n);
+  double tail_sy = 0.0, tail_yy = 0.0;
+  for (std::size_t i = body; i < n; ++i) {
+    tail_sy += double(s[i]) * double(y[i]);
+    tail_yy += double(y[i]) * double(y[i]);
+  }
+  sy = sum_lanes(acc_sy) + tail_sy;
+  yy = sum_lanes(acc_yy) + tail_yy;
+}
+
 // s = x1 - x0 and y = g1 - g0 written into the history slot; returns (s'y, y'y).
 template <class T>
 void difference_dots(T* GRADSTEP_RESTRICT s, T* GRADSTEP_RESTRICT y, const T* GRADSTEP_RESTRICT x1,
                      const T* GRADSTEP_RESTRICT x0, const T* GRADSTEP_RESTRICT g1,
                      const T* GRADSTEP_RESTRICT g0, std::size_t n, double& sy,
                      double& yy) noexcept {
-  double acc_sy[kLanes] = {};
-  double acc_yy[kLanes] = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      const T si = x1[i + l] - x0[i + l];
-      const T yi = g1[i + l] - g0[i + l];
-      s[i + l] = si;
-      y[i + l] = yi;
-      acc_sy[l] += double(si) * double(yi);
-      acc_yy[l] += double(yi) * double(yi);
+  write_then_dots<T>(s, y, n, [=](std::size_t lo, std::size_t hi) {
+    // Captured pointers lose restrict; restate it so the loop vectorises.
+    T* GRADSTEP_RESTRICT so = s;
+    T* GRADSTEP_RESTRICT yo = y;
+    const T* GRADSTEP_RESTRICT a = x1;
+    const T* GRADSTEP_RESTRICT b = x0;
+    const T* GRADSTEP_RESTRICT c = g1;
+    const T* GRADSTEP_RESTRICT d = g0;
+    for (std::size_t i = lo; i < hi; ++i) {
+      so[i] = a[i] - b[i];
+      yo[i] = c[i] - d[i];
     }
-  }
-  double tail_sy = 0.0, tail_yy = 0.0;
-  for (; i < n; ++i) {
-    const T si = x1[i] - x0[i];
-    const T yi = g1[i] - g0[i];
-    s[i] = si;
-    y[i] = yi;
-    tail_sy += double(si) * double(yi);
-    tail_yy += double(yi) * double(yi);
-  }
-  sy = sum_lanes(acc_sy) + tail_sy;
-  yy = sum_lanes(acc_yy) + tail_yy;
+  }, sy, yy);
 }
 
 template <class T>
 void copy_dots(T* GRADSTEP_RESTRICT s, T* GRADSTEP_RESTRICT y, const T* GRADSTEP_RESTRICT s_in,
                const T* GRADSTEP_RESTRICT y_in, std::size_t n, double& sy, double& yy) noexcept {
-  double acc_sy[kLanes] = {};
-  double acc_yy[kLanes] = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      const T si = s_in[i + l];
-      const T yi = y_in[i + l];
-      s[i + l] = si;
-      y[i + l] = yi;
-      acc_sy[l] += double(si) * double(yi);
-      acc_yy[l] += double(yi) * double(yi);
+  write_then_dots<T>(s, y, n, [=](std::size_t lo, std::size_t hi) {
+    T* GRADSTEP_RESTRICT so = s;
+    T* GRADSTEP_RESTRICT yo = y;
+    const T* GRADSTEP_RESTRICT a = s_in;
+    const T* GRADSTEP_RESTRICT b = y_in;
+    for (std::size_t i = lo; i < hi; ++i) {
+      so[i] = a[i];
+      yo[i] = b[i];
     }
-  }
-  double tail_sy = 0.0, tail_yy = 0.0;
-  for (; i < n; ++i) {
-    const T si = s_in[i];
-    const T yi = y_in[i];
-    s[i] = si;
-    y[i] = yi;
-    tail_sy += double(si) * double(yi);
-    tail_yy += double(yi) * double(yi);
-  }
-  sy = sum_lanes(acc_sy) + tail_sy;
-  yy = sum_lanes(acc_yy) + tail_yy;
+  }, sy, yy);
 }
 
 }  // namespace detail
@@ -242,23 +259,41 @@ struct GradientSummary {
 template <class T>
 GradientSummary take_gradient(T* GRADSTEP_RESTRICT out, const T* g, const T* d,
                               std::size_t n) noexcept {
-  double acc[detail::kLanes] = {};
-  double finite[detail::kLanes] = {};  // stays 0 unless some g_i is NaN or Inf
-  T mx[detail::kLanes] = {};
-  std::size_t i = 0;
-  for (; i + detail::kLanes <= n; i += detail::kLanes) {
-    for (std::size_t l = 0; l < detail::kLanes; ++l) {
-      const T v = g[i + l];
-      out[i + l] = v;
-      acc[l] += double(v) * double(d[i + l]);
-      finite[l] += double(v) - double(v);
-      const T a = std::fabs(v);
-      mx[l] = a > mx[l] ? a : mx[l];
+  using detail::kLanes;
+  double acc[kLanes] = {};
+  double finite[kLanes] = {};  // stays 0 unless some g_i is NaN or Inf
+  T mx[kLanes] = {};
+  const std::size_t body = n / kLanes * kLanes;
+  // In runs that stay in L1, one loop per result (see detail::kRun).
+  for (std::size_t b = 0; b < body; b += detail::kRun) {
+    const std::size_t len = std::min(detail::kRun, body - b);
+    const T* GRADSTEP_RESTRICT gr = g + b;
+    T* GRADSTEP_RESTRICT o = out + b;
+    for (std::size_t i = 0; i < len; ++i) o[i] = gr[i];
+    detail::lanes_dot(acc, gr, d + b, len);
+    double f[kLanes];
+    T m[kLanes];
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      f[l] = finite[l];
+      m[l] = mx[l];
+    }
+    for (std::size_t i = 0; i < len; i += kLanes) {
+      for (std::size_t l = 0; l < kLanes; ++l) f[l] += double(gr[i + l]) - double(gr[i + l]);
+    }
+    for (std::size_t i = 0; i < len; i += kLanes) {
+      for (std::size_t l = 0; l < kLanes; ++l) {
+        const T v = std::fabs(gr[i + l]);
+        m[l] = v > m[l] ? v : m[l];
+      }
+    }
+    for (std::size_t l = 0; l < kLanes; ++l) {
+      finite[l] = f[l];
+      mx[l] = m[l];
     }
   }
   double tail = 0.0, tail_finite = 0.0;
   T tail_mx = T(0);
-  for (; i < n; ++i) {
+  for (std::size_t i = body; i < n; ++i) {
     const T v = g[i];
     out[i] = v;
     tail += double(v) * double(d[i]);
@@ -267,7 +302,7 @@ GradientSummary take_gradient(T* GRADSTEP_RESTRICT out, const T* g, const T* d,
     tail_mx = a > tail_mx ? a : tail_mx;
   }
   double norm = double(tail_mx);
-  for (std::size_t l = 0; l < detail::kLanes; ++l) norm = std::max(norm, double(mx[l]));
+  for (std::size_t l = 0; l < kLanes; ++l) norm = std::max(norm, double(mx[l]));
   if (!std::isfinite(detail::sum_lanes(finite) + tail_finite)) norm = NAN;
   return {detail::sum_lanes(acc) + tail, norm};
 }
