@@ -204,6 +204,42 @@ def test_take_gradient_reports_nan_norm_from_any_task():
     np.testing.assert_array_equal(out, g)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_simd_level_gives_identical_bits(dtype):
+    """A history takes the loops of the SIMD level in use when it is made; every level
+    must give the same bits (no contraction differences), in the passes and in minimize."""
+    built = _core.simd_levels_built()
+    levels = built[: built.index(_core.simd_level_supported()) + 1]
+    n = 3 * 65536 + 77  # several tasks, a tail that is not a multiple of the lanes
+    rng = np.random.default_rng(5)
+    x = [rng.standard_normal(n).astype(dtype) for _ in range(6)]
+    g = [(1.5 * xi + 0.2 * rng.standard_normal(n)).astype(dtype) for xi in x]
+    x0 = np.tile(np.array([-1.2, 1.0], dtype), 50)
+    active = _core.simd_level()
+    out = {}
+    try:
+        for level in levels:
+            _core.set_simd_level(level)
+            h = _core.LBFGSHistory(n, 4, dtype)
+            for j in range(5):
+                h.push_difference(x[j + 1], x[j], g[j + 1], g[j])
+            d = np.empty(n, dtype)
+            gd = h.two_loop(g[-1], d, -1.0)
+            trial = np.empty(n, dtype)
+            _core.add_scaled(trial, x[-1], 0.25, d)
+            res = minimize(ext_rosenbrock, x0.copy())
+            out[level] = (gd, d, trial, _core.take_gradient(np.empty(n, dtype), g[-1], d),
+                          res.x, res.nfev)
+    finally:
+        _core.set_simd_level(active)
+    first = out[levels[0]]
+    for level in levels[1:]:
+        other = out[level]
+        assert other[0] == first[0] and other[3] == first[3] and other[5] == first[5], level
+        for a, b in zip(first[1:3] + first[4:5], other[1:3] + other[4:5]):
+            np.testing.assert_array_equal(a, b, err_msg=level)
+
+
 def cauchy_point_reference(x, g, lo, hi, W, M, theta):
     """Algorithm CP of Byrd, Lu, Nocedal & Zhu (1995), written from the paper in NumPy:
     breakpoints sorted up front (stable: ties by index), the model's f' and f'' updated

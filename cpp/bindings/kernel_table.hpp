@@ -27,6 +27,7 @@ struct KernelSet {
   double (*sum_squares)(const T*, std::size_t) noexcept;
   bool (*all_finite)(const T*, std::size_t) noexcept;
   void (*scale)(T*, std::size_t, T) noexcept;
+  gradstep::LBFGSKernels<T> lbfgs;
 };
 
 struct KernelTable {

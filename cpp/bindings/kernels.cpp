@@ -15,7 +15,8 @@ KernelSet<T> kernel_set() {
   return {&k::sgd_multi<T>,   &k::adagrad_multi<T>, &k::adadelta_multi<T>,
           &k::rmsprop_multi<T>, &k::rprop_multi<T>,   &k::adam_multi<T>,
           &k::adamax_multi<T>,  &k::nadam_multi<T>,   &k::radam_multi<T>,
-          &k::sum_squares<T>,   &k::all_finite<T>,    &k::scale<T>};
+          &k::sum_squares<T>,   &k::all_finite<T>,    &k::scale<T>,
+          k::lbfgs_kernels<T>()};
 }
 }  // namespace
 

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "kernel_table.hpp"
 #include "runtime.hpp"
 
 namespace py = pybind11;
@@ -116,10 +117,13 @@ class PyLBFGSHistory {
     const auto size = static_cast<std::size_t>(n);
     // Bytes: 2 (m + 1) n sizeof(T). Fail with a clear message rather than std::bad_alloc.
     try {
+      // The loops of the SIMD level in use (kept for the history's lifetime).
       if (single_) {
-        f32_ = std::make_unique<gradstep::LBFGSHistory<float>>(size, config);
+        f32_ = std::make_unique<gradstep::LBFGSHistory<float>>(
+            size, config, kernels_of<float>(active_kernels()).lbfgs);
       } else {
-        f64_ = std::make_unique<gradstep::LBFGSHistory<double>>(size, config);
+        f64_ = std::make_unique<gradstep::LBFGSHistory<double>>(
+            size, config, kernels_of<double>(active_kernels()).lbfgs);
       }
     } catch (const std::bad_alloc&) {
       throw py::value_error("cannot allocate an LBFGSHistory of " + std::to_string(n) +
@@ -250,9 +254,10 @@ void add_scaled_t(py::array out, py::handle x_obj, double alpha, py::handle d_ob
   const T* dp = static_cast<const T*>(d.data());
   T* op = static_cast<T*>(out.mutable_data());
   const auto n = static_cast<std::size_t>(out.size());
+  const auto add = kernels_of<T>(active_kernels()).lbfgs.add_scaled;
   OptionalRelease release(n >= kReleaseGilFrom);
   for_element_ranges(n, [&](std::size_t lo, std::size_t hi) {
-    gradstep::add_scaled<T>(op + lo, xp + lo, alpha, dp + lo, hi - lo);
+    add(op + lo, xp + lo, alpha, dp + lo, hi - lo);
   });
 }
 
@@ -286,9 +291,10 @@ void add_scaled_clip_t(py::array out, py::handle x_obj, double alpha, py::handle
   const T* dp = static_cast<const T*>(d.data());
   const T* lop = static_cast<const T*>(lo.data());
   const T* hip = static_cast<const T*>(hi.data());
+  const auto add_clip = kernels_of<T>(active_kernels()).lbfgs.add_scaled_clip;
   OptionalRelease release(n >= kReleaseGilFrom);
   for_element_ranges(n, [&](std::size_t a, std::size_t b) {
-    gradstep::add_scaled_clip<T>(op + a, xp + a, alpha, dp + a, lop + a, hip + a, b - a);
+    add_clip(op + a, xp + a, alpha, dp + a, lop + a, hip + a, b - a);
   });
 }
 
@@ -316,12 +322,12 @@ py::tuple take_gradient_t(py::array out, py::handle g_obj, py::handle d_obj) {
   const T* gp = static_cast<const T*>(g.data());
   const T* dp = static_cast<const T*>(d.data());
   // One summary per task, combined in task order: the same bits for any thread count.
+  const auto take = kernels_of<T>(active_kernels()).lbfgs.take_gradient;
   std::vector<gradstep::GradientSummary> parts(std::max<std::size_t>(1, gradstep::detail::tasks_for(n)));
   {
     OptionalRelease release(n >= kReleaseGilFrom);
     for_element_ranges(n, [&](std::size_t lo, std::size_t hi) {
-      parts[lo / gradstep::detail::kTaskElements] =
-          gradstep::take_gradient<T>(op + lo, gp + lo, dp + lo, hi - lo);
+      parts[lo / gradstep::detail::kTaskElements] = take(op + lo, gp + lo, dp + lo, hi - lo);
     });
   }
   gradstep::GradientSummary r = parts[0];

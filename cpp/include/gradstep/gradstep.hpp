@@ -4,6 +4,7 @@
 #include "adadelta.hpp"
 #include "adagrad.hpp"
 #include "adam.hpp"
+#include "lbfgs.hpp"
 #include "reduce.hpp"
 #include "rmsprop.hpp"
 #include "rprop.hpp"

@@ -70,6 +70,27 @@ struct LBFGSConfig {
   }
 };
 
+struct GradientSummary {
+  double dot;       // g' d
+  double inf_norm;  // max |g_i|, NaN if any g_i is NaN or Inf
+};
+
+// The element loops of L-BFGS as function pointers, so that a caller holding
+// several SIMD builds of this header (the Python module) can hand a history the
+// loops of the level it chose. lbfgs_kernels<T>() gives this build's.
+template <class T>
+struct LBFGSKernels {
+  double (*scale_dot)(T*, const T*, const T*, double, std::size_t) noexcept;
+  double (*axpy_dot)(T*, const T*, const T*, double, double, std::size_t) noexcept;
+  void (*difference_dots)(T*, T*, const T*, const T*, const T*, const T*, std::size_t, double&,
+                          double&) noexcept;
+  void (*copy_dots)(T*, T*, const T*, const T*, std::size_t, double&, double&) noexcept;
+  GradientSummary (*take_gradient)(T*, const T*, const T*, std::size_t) noexcept;
+  void (*add_scaled)(T*, const T*, double, const T*, std::size_t) noexcept;
+  void (*add_scaled_clip)(T*, const T*, double, const T*, const T*, const T*,
+                          std::size_t) noexcept;
+};
+
 }  // namespace gradstep
 
 GRADSTEP_KERNELS_BEGIN
@@ -249,11 +270,6 @@ void add_scaled_clip(T* GRADSTEP_RESTRICT out, const T* GRADSTEP_RESTRICT x, dou
   }
 }
 
-struct GradientSummary {
-  double dot;       // g' d
-  double inf_norm;  // max |g_i|, NaN if any g_i is NaN or Inf
-};
-
 // out = g, in the same pass as g' d and ||g||_inf: what a line search needs of a
 // new gradient. d may be g itself (then dot = g' g); out must not overlap g or d.
 template <class T>
@@ -305,6 +321,14 @@ GradientSummary take_gradient(T* GRADSTEP_RESTRICT out, const T* g, const T* d,
   for (std::size_t l = 0; l < kLanes; ++l) norm = std::max(norm, double(mx[l]));
   if (!std::isfinite(detail::sum_lanes(finite) + tail_finite)) norm = NAN;
   return {detail::sum_lanes(acc) + tail, norm};
+}
+
+// This build's loops, for LBFGSHistory and for callers that dispatch.
+template <class T>
+LBFGSKernels<T> lbfgs_kernels() noexcept {
+  return {&detail::scale_dot<T>, &detail::axpy_dot<T>, &detail::difference_dots<T>,
+          &detail::copy_dots<T>, &take_gradient<T>,    &add_scaled<T>,
+          &add_scaled_clip<T>};
 }
 
 // The generalized Cauchy point of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995,
@@ -455,9 +479,11 @@ class LBFGSHistory {
   // all storage; the only member functions that can throw are the constructors.
   // The pair storage is left uninitialised (only stored pairs are ever read), so
   // a large history costs no up-front pass over its memory.
-  LBFGSHistory(std::size_t n, const LBFGSConfig& config)
+  LBFGSHistory(std::size_t n, const LBFGSConfig& config,
+               const LBFGSKernels<T>& kernels = lbfgs_kernels<T>())
       : n_(n),
         config_(checked(config)),
+        kernels_(kernels),
         s_(new T[(config.history + 1) * n]),
         y_(new T[(config.history + 1) * n]) {
     const std::size_t slots = config_.history + 1;
@@ -484,7 +510,7 @@ class LBFGSHistory {
     T* s_dst = s_slot(next_slot());
     T* y_dst = y_slot(next_slot());
     const auto sums = for_tasks<2>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
-      detail::copy_dots(s_dst + lo, y_dst + lo, s + lo, y + lo, hi - lo, r[0], r[1]);
+      kernels_.copy_dots(s_dst + lo, y_dst + lo, s + lo, y + lo, hi - lo, r[0], r[1]);
     });
     return commit(sums[0], sums[1]);
   }
@@ -495,7 +521,7 @@ class LBFGSHistory {
     T* s_dst = s_slot(next_slot());
     T* y_dst = y_slot(next_slot());
     const auto sums = for_tasks<2>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
-      detail::difference_dots(s_dst + lo, y_dst + lo, x_new + lo, x_old + lo, g_new + lo,
+      kernels_.difference_dots(s_dst + lo, y_dst + lo, x_new + lo, x_old + lo, g_new + lo,
                               g_old + lo, hi - lo, r[0], r[1]);
     });
     return commit(sums[0], sums[1]);
@@ -574,7 +600,7 @@ class LBFGSHistory {
   // out = scale * g; returns a' out.
   double scale_dot(T* out, const T* g, const T* a, double scale, Executor& executor) noexcept {
     return for_tasks<1>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
-      r[0] = detail::scale_dot<T>(out + lo, g + lo, a + lo, scale, hi - lo);
+      r[0] = kernels_.scale_dot(out + lo, g + lo, a + lo, scale, hi - lo);
     })[0];
   }
 
@@ -582,7 +608,7 @@ class LBFGSHistory {
   double axpy_dot(T* q, const T* v, const T* a, double coef, double mul,
                   Executor& executor) noexcept {
     return for_tasks<1>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
-      r[0] = detail::axpy_dot<T>(q + lo, v + lo, a + lo, coef, mul, hi - lo);
+      r[0] = kernels_.axpy_dot(q + lo, v + lo, a + lo, coef, mul, hi - lo);
     })[0];
   }
   std::size_t slots() const noexcept { return config_.history + 1; }
@@ -610,6 +636,7 @@ class LBFGSHistory {
 
   std::size_t n_;
   LBFGSConfig config_;
+  LBFGSKernels<T> kernels_;
   std::unique_ptr<T[]> s_;
   std::unique_ptr<T[]> y_;
   std::vector<double> rho_;
