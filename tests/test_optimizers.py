@@ -80,6 +80,38 @@ def test_hyperparameter_schedules_are_evaluated_at_the_step_count(rng):
     np.testing.assert_array_equal(p, q)
 
 
+def test_group_edits_between_steps_take_effect(rng):
+    """The per-group config is cached between steps; every kind of edit must still be
+    seen: a new value, a list mutated in place, a key removed (default) or added back."""
+    g = [rng.standard_normal(4) for _ in range(5)]
+    p = np.zeros(4)
+    opt = gs.Adam([p], lr=0.1, betas=[0.9, 0.999])
+    ref = np.zeros(4)
+    ref_opt = gs.Adam([ref], lr=0.1, betas=(0.9, 0.999))
+    opt.step([g[0]])
+    ref_opt.step([g[0]])
+    opt.param_groups[0]["lr"] = 0.05                  # a new value
+    ref_opt.param_groups[0]["lr"] = 0.05
+    opt.step([g[1]])
+    ref_opt.step([g[1]])
+    opt.param_groups[0]["betas"][0] = 0.8             # the same list, mutated
+    ref_opt.param_groups[0]["betas"] = (0.8, 0.999)
+    opt.step([g[2]])
+    ref_opt.step([g[2]])
+    np.testing.assert_array_equal(p, ref)
+    opt.param_groups[0]["betas"][1] = 1.5             # mutated to an invalid value
+    before = p.copy()
+    with pytest.raises(ValueError, match="beta"):
+        opt.step([g[3]])
+    np.testing.assert_array_equal(p, before)
+    opt.param_groups[0]["betas"][1] = 0.999
+    opt.param_groups[0]["weight_decay"] = 0.5          # a changed key
+    ref_opt.param_groups[0]["weight_decay"] = 0.5
+    opt.step([g[3]])
+    ref_opt.step([g[3]])
+    np.testing.assert_array_equal(p, ref)
+
+
 def test_beta1_schedule(rng):
     p = rng.standard_normal(5)
     q = p.copy()

@@ -82,6 +82,8 @@ class _Plan:
         )
 
 
+_MISSING = object()
+
 _INDEX = re.compile(r"\b(params|grads)\[(\d+)\]")
 
 
@@ -223,18 +225,24 @@ class Optimizer:
     def _group_config(self, g: int, group: dict[str, Any], step: int) -> tuple[dict[str, Any], Any]:
         """The group's resolved hyperparameters and kernel config at `step`; checked
         and rebuilt only when a value changed since the last step."""
-        h = {}
-        for key, value in group.items():
-            if key == "params":
-                continue
-            if v.is_scheduled(value):
-                break  # a schedule: resolve and check through the full path
-            h[key] = value
-        else:
-            cached = self._configs[g]
-            if cached is not None and cached[0] == h:
-                return cached
+        cached = self._configs[g]
+        if cached is not None:
+            # The common case: every value is the one checked last step (usually the
+            # same object). A schedule never matches (its resolved value is cached).
+            ch = cached[0]
+            if len(group) == len(ch) + 1:
+                for key, value in group.items():
+                    if key == "params":
+                        continue
+                    c = ch.get(key, _MISSING)
+                    if value is not c and (v.is_scheduled(value) or value != c):
+                        break
+                else:
+                    return cached
         h = self._checked(group, step, g)
+        # Lists are copied: a list edited in place must not edit the cached copy too,
+        # or the next step would compare it with itself and keep a stale config.
+        h = {k: (list(x) if isinstance(x, list) else x) for k, x in h.items()}
         entry = (h, self._config(h))
         self._configs[g] = entry
         return entry
