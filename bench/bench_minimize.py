@@ -254,10 +254,10 @@ def table_time(quick: bool) -> str:
         def run_gs(fun, x0=x0, iters=iters):
             return minimize(fun, x0, max_iter=iters, ftol=0.0, gtol=0.0)
 
-        def run_gs1(fun, x0=x0, iters=iters):
+        def run_gs1(fun, run_gs=run_gs):
             gs.set_num_threads(1)
             try:
-                return minimize(fun, x0, max_iter=iters, ftol=0.0, gtol=0.0)
+                return run_gs(fun)
             finally:
                 gs.set_num_threads(threads)
 

@@ -54,28 +54,15 @@ class OptionalRelease {
   std::optional<py::gil_scoped_release> release_;
 };
 
-// Runs fn(lo, hi) over the ranges of an element-wise pass: the same tasks as
-// the history's passes, on the thread pool when there are several.
+// Runs fn(block, lo, hi) over the blocks of a pass, as the history's passes do:
+// on the thread pool when there are several, inline otherwise.
 template <class Fn>
 void for_element_ranges(std::size_t n, Fn fn) {
-  const std::size_t tasks = gradstep::detail::tasks_for(n);
-  if (tasks <= 1) {
-    fn(0, n);
+  if (gradstep::blocks_of(n, gradstep::kReduceBlock) <= 1) {
+    fn(0, 0, n);
     return;
   }
-  const auto pool = executor();
-  struct Context {
-    Fn* fn;
-    std::size_t n;
-  } ctx{&fn, n};
-  pool->parallel_for(
-      tasks,
-      [](void* c, std::size_t t) {
-        auto* x = static_cast<Context*>(c);
-        const std::size_t lo = t * gradstep::detail::kTaskElements;
-        (*x->fn)(lo, std::min(x->n, lo + gradstep::detail::kTaskElements));
-      },
-      &ctx);
+  gradstep::for_each_block(*executor(), n, gradstep::kReduceBlock, fn);
 }
 
 template <class T>
@@ -256,7 +243,7 @@ void add_scaled_t(py::array out, py::handle x_obj, double alpha, py::handle d_ob
   const auto n = static_cast<std::size_t>(out.size());
   const auto add = kernels_of<T>(active_kernels()).lbfgs.add_scaled;
   OptionalRelease release(n >= kReleaseGilFrom);
-  for_element_ranges(n, [&](std::size_t lo, std::size_t hi) {
+  for_element_ranges(n, [&](std::size_t, std::size_t lo, std::size_t hi) {
     add(op + lo, xp + lo, alpha, dp + lo, hi - lo);
   });
 }
@@ -293,7 +280,7 @@ void add_scaled_clip_t(py::array out, py::handle x_obj, double alpha, py::handle
   const T* hip = static_cast<const T*>(hi.data());
   const auto add_clip = kernels_of<T>(active_kernels()).lbfgs.add_scaled_clip;
   OptionalRelease release(n >= kReleaseGilFrom);
-  for_element_ranges(n, [&](std::size_t a, std::size_t b) {
+  for_element_ranges(n, [&](std::size_t, std::size_t a, std::size_t b) {
     add_clip(op + a, xp + a, alpha, dp + a, lop + a, hip + a, b - a);
   });
 }
@@ -323,11 +310,12 @@ py::tuple take_gradient_t(py::array out, py::handle g_obj, py::handle d_obj) {
   const T* dp = static_cast<const T*>(d.data());
   // One summary per task, combined in task order: the same bits for any thread count.
   const auto take = kernels_of<T>(active_kernels()).lbfgs.take_gradient;
-  std::vector<gradstep::GradientSummary> parts(std::max<std::size_t>(1, gradstep::detail::tasks_for(n)));
+  std::vector<gradstep::GradientSummary> parts(
+      std::max<std::size_t>(1, gradstep::blocks_of(n, gradstep::kReduceBlock)));
   {
     OptionalRelease release(n >= kReleaseGilFrom);
-    for_element_ranges(n, [&](std::size_t lo, std::size_t hi) {
-      parts[lo / gradstep::detail::kTaskElements] = take(op + lo, gp + lo, dp + lo, hi - lo);
+    for_element_ranges(n, [&](std::size_t b, std::size_t lo, std::size_t hi) {
+      parts[b] = take(op + lo, gp + lo, dp + lo, hi - lo);
     });
   }
   gradstep::GradientSummary r = parts[0];

@@ -119,15 +119,20 @@ def _np_sgd(p: Arr, g: Arr, st: list[Arr], t: Arr, u: Arr, c: Scalars) -> None:
     p -= t
 
 
+def _rms_descent(p: Arr, g: Arr, s: Arr, t: Arr, eps: float, lr: float) -> None:
+    """p -= lr * g / (sqrt(s) + eps), with t as scratch."""
+    np.sqrt(s, out=t)
+    t += eps
+    np.divide(g, t, out=t)
+    t *= lr
+    p -= t
+
+
 def _np_adagrad(p: Arr, g: Arr, st: list[Arr], t: Arr, u: Arr, c: Scalars) -> None:
     (s,) = st
     np.multiply(g, g, out=t)
     s += t
-    np.sqrt(s, out=t)
-    t += c["eps"]
-    np.divide(g, t, out=t)
-    t *= c["clr"]
-    p -= t
+    _rms_descent(p, g, s, t, c["eps"], c["clr"])
 
 
 def _np_rmsprop(p: Arr, g: Arr, st: list[Arr], t: Arr, u: Arr, c: Scalars) -> None:
@@ -136,11 +141,7 @@ def _np_rmsprop(p: Arr, g: Arr, st: list[Arr], t: Arr, u: Arr, c: Scalars) -> No
     s -= t  # s = alpha s + (1 - alpha) g^2 = alpha (s - g^2) + g^2
     s *= c["alpha"]
     s += t
-    np.sqrt(s, out=t)
-    t += c["eps"]
-    np.divide(g, t, out=t)
-    t *= c["lr"]
-    p -= t
+    _rms_descent(p, g, s, t, c["eps"], c["lr"])
 
 
 def _np_adadelta(p: Arr, g: Arr, st: list[Arr], t: Arr, u: Arr, c: Scalars) -> None:
@@ -505,7 +506,8 @@ class _AddPool:
 
 def probe_dram(threads: int, footprint: int, dtype: str = "float32",
                reps: int = 5) -> dict[str, float]:
-    """Best and median GB/s of the ``a += b`` probe at a footprint far beyond the LLC."""
+    """Best and median GB/s of the ``a += b`` probe on arrays of `footprint` bytes together
+    (the benchmarks use one far beyond the last-level cache)."""
     impl = ProbeImpl(footprint, threads, np.dtype(dtype))
     try:
         impl.step()

@@ -85,8 +85,7 @@ def save(optimizer: Optimizer | LBFGS, path: str | os.PathLike[str]) -> None:
         "param_groups": [{k: _encode(x) for k, x in g.items()} for g in sd["param_groups"]],
         "state": state_meta,
     }
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    write_atomically(os.fspath(path), lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+    _write(os.fspath(path), meta, arrays)
 
 
 def _save_lbfgs(optimizer: LBFGS, path: str) -> None:
@@ -96,8 +95,7 @@ def _save_lbfgs(optimizer: LBFGS, path: str) -> None:
     arrays = {f"lbfgs/{k}": v for k, v in sd.items() if isinstance(v, np.ndarray)}
     scalars = {k: _encode(v) for k, v in sd.items() if not isinstance(v, np.ndarray)}
     meta = {"format": _FORMAT, "version": _VERSION, "optimizer": "LBFGS", "lbfgs": scalars}
-    arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    write_atomically(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+    _write(path, meta, arrays)
 
 
 def _load_lbfgs(optimizer: LBFGS, path: str, meta: dict[str, Any],
@@ -115,6 +113,12 @@ def _load_lbfgs(optimizer: LBFGS, path: str, meta: dict[str, Any],
         optimizer.load_state_dict(state)
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"cannot load {path!r} into this optimizer: {exc}") from None
+
+
+def _write(path: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """The arrays and the JSON metadata as one .npz file, written atomically."""
+    arrays = {**arrays, _META: np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)}
+    write_atomically(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
 def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> None:

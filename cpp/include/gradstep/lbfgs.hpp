@@ -21,10 +21,10 @@
 // yields g' (H g), the directional derivative a line search needs. Dot products
 // are accumulated in double whatever T is.
 //
-// Every pass is split into tasks of kTaskElements elements for an Executor (a
+// Every pass is split into tasks of kReduceBlock elements for an Executor (a
 // thread pool): a fixed size, not one task per thread, and the tasks' partial
 // dot products are added in task order, so the result depends on n only, never
-// on the thread count. Up to kTaskElements elements there is one task and the
+// on the thread count. Up to kReduceBlock elements there is one task and the
 // pass runs on the calling thread.
 //
 // (Two passes in all would do: the compact representation of Byrd, Nocedal &
@@ -55,6 +55,7 @@
 
 #include "common.hpp"
 #include "parallel.hpp"
+#include "reduce.hpp"
 
 namespace gradstep {
 
@@ -96,14 +97,6 @@ struct LBFGSKernels {
 GRADSTEP_KERNELS_BEGIN
 
 namespace detail {
-
-// Elements per task of a pass (see above): large enough that a task is worth a
-// thread's wake-up, small enough to share 1e5..1e6 elements between threads.
-constexpr std::size_t kTaskElements = 1 << 16;
-
-inline std::size_t tasks_for(std::size_t n) noexcept {
-  return (n + kTaskElements - 1) / kTaskElements;
-}
 
 // Eight independent double accumulators: a reduction the compiler may
 // vectorise without reassociating (no -ffast-math needed), and a fixed
@@ -180,12 +173,9 @@ constexpr std::size_t kRun = 256;  // a multiple of kLanes
 template <class T>
 void lanes_dot(double* GRADSTEP_RESTRICT acc, const T* GRADSTEP_RESTRICT a,
                const T* GRADSTEP_RESTRICT b, std::size_t n) noexcept {
-  double r[kLanes];  // a local copy stays in registers; through the pointer it did not
-  for (std::size_t l = 0; l < kLanes; ++l) r[l] = acc[l];
   for (std::size_t i = 0; i < n; i += kLanes) {
-    for (std::size_t l = 0; l < kLanes; ++l) r[l] += double(a[i + l]) * double(b[i + l]);
+    for (std::size_t l = 0; l < kLanes; ++l) acc[l] += double(a[i + l]) * double(b[i + l]);
   }
-  for (std::size_t l = 0; l < kLanes; ++l) acc[l] = r[l];
 }
 
 // The (s'y, y'y) of vectors written by make(lo, hi), which fills s and y on [lo, hi).
@@ -287,24 +277,14 @@ GradientSummary take_gradient(T* GRADSTEP_RESTRICT out, const T* g, const T* d,
     T* GRADSTEP_RESTRICT o = out + b;
     for (std::size_t i = 0; i < len; ++i) o[i] = gr[i];
     detail::lanes_dot(acc, gr, d + b, len);
-    double f[kLanes];
-    T m[kLanes];
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      f[l] = finite[l];
-      m[l] = mx[l];
-    }
     for (std::size_t i = 0; i < len; i += kLanes) {
-      for (std::size_t l = 0; l < kLanes; ++l) f[l] += double(gr[i + l]) - double(gr[i + l]);
+      for (std::size_t l = 0; l < kLanes; ++l) finite[l] += double(gr[i + l]) - double(gr[i + l]);
     }
     for (std::size_t i = 0; i < len; i += kLanes) {
       for (std::size_t l = 0; l < kLanes; ++l) {
         const T v = std::fabs(gr[i + l]);
-        m[l] = v > m[l] ? v : m[l];
+        mx[l] = v > mx[l] ? v : mx[l];
       }
-    }
-    for (std::size_t l = 0; l < kLanes; ++l) {
-      finite[l] = f[l];
-      mx[l] = m[l];
     }
   }
   double tail = 0.0, tail_finite = 0.0;
@@ -402,18 +382,19 @@ inline CauchyResult cauchy_point(const CauchyProblem& pr, CauchyWorkspace& ws, d
     const double* w = pr.W + i * m2;
     for (std::size_t j = 0; j < m2; ++j) p[j] += w[j] * d[i];
   }
-  auto quad = [&](const double* u, const double* v) {  // u' M v
-    double s = 0.0;
+  auto m_times = [&](const double* v) {  // ws.mw = M v
     for (std::size_t a = 0; a < m2; ++a) {
       double r = 0.0;
-      for (std::size_t b = 0; b < m2; ++b) r += pr.M[a * m2 + b] * v[b];
-      s += u[a] * r;
+      for (std::size_t k = 0; k < m2; ++k) r += pr.M[a * m2 + k] * v[k];
+      ws.mw[a] = r;
     }
-    return s;
   };
   const double theta = pr.theta;
   double fp = -dd;
-  double fpp = -theta * fp - quad(p, p);
+  m_times(p);
+  double p_mp = 0.0;
+  for (std::size_t a = 0; a < m2; ++a) p_mp += p[a] * ws.mw[a];
+  double fpp = -theta * fp - p_mp;
   // Min-heap on (t_i, i): the same order as a stable sort by t.
   auto later = [tb](std::size_t a, std::size_t b) {
     return tb[a] > tb[b] || (tb[a] == tb[b] && a > b);
@@ -441,11 +422,7 @@ inline CauchyResult cauchy_point(const CauchyProblem& pr, CauchyWorkspace& ws, d
     const double* wb = pr.W + b * m2;
     double mw_c = 0.0, mw_p = 0.0, w_mw = 0.0;
     for (std::size_t j = 0; j < m2; ++j) c[j] += dt * p[j];
-    for (std::size_t a = 0; a < m2; ++a) {
-      double r = 0.0;
-      for (std::size_t k = 0; k < m2; ++k) r += pr.M[a * m2 + k] * wb[k];
-      ws.mw[a] = r;
-    }
+    m_times(wb);
     for (std::size_t j = 0; j < m2; ++j) {
       mw_c += ws.mw[j] * c[j];
       mw_p += ws.mw[j] * p[j];
@@ -489,7 +466,7 @@ class LBFGSHistory {
     const std::size_t slots = config_.history + 1;
     rho_.assign(slots, 0.0);
     alpha_.assign(slots, 0.0);
-    partials_.assign(2 * detail::tasks_for(n), 0.0);
+    partials_.assign(2 * blocks_of(n, kReduceBlock), 0.0);
   }
 
   std::size_t size() const noexcept { return n_; }
@@ -573,25 +550,15 @@ class LBFGSHistory {
   template <std::size_t R, class Body>
   std::array<double, R> for_tasks(Executor& executor, Body body) noexcept {
     static_assert(R <= 2, "partials_ holds two sums per task");
-    const std::size_t tasks = detail::tasks_for(n_);
-    struct Context {
-      Body* body;
-      double* partials;
-      std::size_t n;
-    } ctx{&body, partials_.data(), n_};
-    executor.parallel_for(
-        tasks,
-        [](void* c, std::size_t t) {
-          auto* x = static_cast<Context*>(c);
-          const std::size_t lo = t * detail::kTaskElements;
-          const std::size_t hi = std::min(x->n, lo + detail::kTaskElements);
-          double* r = x->partials + t * R;
-          for (std::size_t i = 0; i < R; ++i) r[i] = 0.0;
-          (*x->body)(lo, hi, r);
-        },
-        &ctx);
+    double* partials = partials_.data();
+    auto task = [&](std::size_t t, std::size_t lo, std::size_t hi) {
+      double* r = partials + t * R;
+      for (std::size_t i = 0; i < R; ++i) r[i] = 0.0;
+      body(lo, hi, r);
+    };
+    for_each_block(executor, n_, kReduceBlock, task);
     std::array<double, R> total{};
-    for (std::size_t t = 0; t < tasks; ++t) {
+    for (std::size_t t = 0, tasks = blocks_of(n_, kReduceBlock); t < tasks; ++t) {
       for (std::size_t i = 0; i < R; ++i) total[i] += partials_[t * R + i];
     }
     return total;

@@ -43,6 +43,30 @@ class SerialExecutor final : public Executor {
   }
 };
 
+// Runs body(b, lo, hi) for the blocks [b * block, min(n, (b + 1) * block)) of n
+// elements, one task per block. The blocks depend on n and block only, never on
+// the thread count, so sums kept per block and added in block order give the
+// same bits however many threads ran them.
+inline std::size_t blocks_of(std::size_t n, std::size_t block) noexcept {
+  return (n + block - 1) / block;
+}
+
+template <class Body>
+void for_each_block(Executor& executor, std::size_t n, std::size_t block, Body& body) noexcept {
+  struct Context {
+    Body* body;
+    std::size_t n, block;
+  } ctx{&body, n, block};
+  executor.parallel_for(
+      blocks_of(n, block),
+      [](void* c, std::size_t b) {
+        auto* x = static_cast<Context*>(c);
+        const std::size_t lo = b * x->block;
+        (*x->body)(b, lo, lo + x->block < x->n ? lo + x->block : x->n);
+      },
+      &ctx);
+}
+
 // Pauses the calling core briefly inside a spin-wait loop.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
