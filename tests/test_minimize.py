@@ -136,6 +136,55 @@ def test_two_loop_equals_dense_h_times_g(dtype, n, m, count):
     np.testing.assert_allclose(out2, -2.0 * out, rtol=RTOL[dtype])
 
 
+def two_loop_reference(pairs, g):
+    """H g by Nocedal & Wright's Algorithm 7.4, in float64 NumPy (pairs oldest first)."""
+    q = g.astype(np.float64)
+    rho = [1.0 / float(s @ y) for s, y in pairs]
+    alpha = [0.0] * len(pairs)
+    for i in reversed(range(len(pairs))):
+        s, y = pairs[i]
+        alpha[i] = rho[i] * float(s @ q)
+        q = q - alpha[i] * y
+    s, y = pairs[-1]
+    r = float(s @ y) / float(y @ y) * q
+    for i, (s, y) in enumerate(pairs):
+        beta = rho[i] * float(y @ r)
+        r = r + (alpha[i] - beta) * s
+    return r
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2 * 4096 + 5, 70_001])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_two_loop_in_chunks_matches_the_recursion(dtype, n, threads):
+    """Sizes the two-loop splits into 2 and 16 uneven chunks run by 1-3 threads in
+    lockstep: still the recursion, and g' out is the dot product it stands for."""
+    import gradstep as gs
+
+    rng = np.random.default_rng(n + threads)
+    h = _core.LBFGSHistory(n, 4, dtype)
+    pairs = []
+    curvature = rng.uniform(0.5, 50.0, n)
+    for _ in range(6):
+        s = rng.standard_normal(n).astype(dtype)
+        y = (curvature * s + 0.1 * rng.standard_normal(n)).astype(dtype)
+        assert h.push(s, y)
+        pairs.append((s.astype(np.float64), y.astype(np.float64)))
+    g = rng.standard_normal(n).astype(dtype)
+    out = np.full(n, np.nan, dtype)
+    old = gs.get_num_threads()
+    gs.set_num_threads(threads)
+    try:
+        gd = h.two_loop(g, out, -1.0)
+    finally:
+        gs.set_num_threads(old)
+    expected = -two_loop_reference(pairs[-4:], g)
+    np.testing.assert_allclose(out, expected, rtol=RTOL[dtype] * 10,
+                               atol=RTOL[dtype] * 10 * np.abs(expected).max())
+    assert gd == pytest.approx(float(g.astype(np.float64) @ out.astype(np.float64)),
+                               rel=RTOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_push_difference_matches_push(dtype):
     rng = np.random.default_rng(3)
@@ -155,12 +204,13 @@ def test_push_difference_matches_push(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_history_passes_are_identical_for_any_thread_count(dtype):
-    """n spans several tasks of a pass (2^16 elements each, the last one partial): the
-    pool may split them any way, the dot products are added in task order."""
+@pytest.mark.parametrize("n", [10_000, 3 * 65536 + 1234])
+def test_history_passes_are_identical_for_any_thread_count(dtype, n):
+    """The two-loop splits n into 2 or 32 chunks, shared by 1-3 threads in lockstep;
+    storing a pair splits n into tasks of 2^16 elements (the last one partial) that the
+    pool hands out in any order. Partial sums are added in chunk or task order."""
     import gradstep as gs
 
-    n = 3 * 65536 + 1234
     rng = np.random.default_rng(11)
     x = [rng.standard_normal(n).astype(dtype) for _ in range(7)]
     g = [(2.0 * xi + 0.1 * rng.standard_normal(n)).astype(dtype) for xi in x]

@@ -21,11 +21,14 @@
 // yields g' (H g), the directional derivative a line search needs. Dot products
 // are accumulated in double whatever T is.
 //
-// Every pass is split into tasks of kReduceBlock elements for an Executor (a
-// thread pool): a fixed size, not one task per thread, and the tasks' partial
-// dot products are added in task order, so the result depends on n only, never
-// on the thread count. Up to kReduceBlock elements there is one task and the
-// pass runs on the calling thread.
+// The two-loop's passes run in lockstep on a thread pool (parallel.hpp), each
+// thread over its own share of a fixed split of n into chunks, with a spin
+// barrier between passes: a thread reads its part of the history from its own
+// core's cache, call after call, and the pool is entered once per call rather
+// than once per pass (at n = 1e4 a dispatch costs about as much as a pass). The
+// chunks' partial dot products are added in chunk order by every thread, so the
+// result depends on n only, never on the thread count. Storing a pair is one
+// pass, split into tasks of kReduceBlock elements with the same rule.
 //
 // (Two passes in all would do: the compact representation of Byrd, Nocedal &
 // Schnabel 1994, or the same recursion run on coefficients over the Gram matrix of
@@ -51,6 +54,7 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "common.hpp"
@@ -449,6 +453,10 @@ inline CauchyResult cauchy_point(const CauchyProblem& pr, CauchyWorkspace& ws, d
   return {t_old, passed};
 }
 
+// The two-loop splits n into a power of two of chunks (at most
+// kMaxLockstepMembers) of at least kTwoLoopChunk elements, fixed by n alone.
+constexpr std::size_t kTwoLoopChunk = 4096;
+
 template <class T>
 class LBFGSHistory {
  public:
@@ -465,8 +473,11 @@ class LBFGSHistory {
         y_(new T[(config.history + 1) * n]) {
     const std::size_t slots = config_.history + 1;
     rho_.assign(slots, 0.0);
-    alpha_.assign(slots, 0.0);
     partials_.assign(2 * blocks_of(n, kReduceBlock), 0.0);
+    while (chunks_ * 2 <= kMaxLockstepMembers && chunks_ * 2 * kTwoLoopChunk <= n) chunks_ *= 2;
+    // A multiple of 16 elements, so chunks start on 64-byte boundaries of an aligned array.
+    chunk_len_ = ((n + chunks_ - 1) / chunks_ + 15) / 16 * 16;
+    pass_partials_.assign((2 * config_.history + 1) * chunks_, 0.0);
   }
 
   std::size_t size() const noexcept { return n_; }
@@ -506,28 +517,61 @@ class LBFGSHistory {
 
   // out = scale * H g (scale = -1 gives the search direction); returns g' out,
   // accumulated in the last pass. out and g must not overlap.
+  //
+  // The 2k + 1 passes run in lockstep (parallel.hpp) over the fixed chunks of n
+  // (chunk_range): each thread keeps its chunks, and so their part of the history,
+  // in its own core's cache from pass to pass and call to call, with one spin
+  // barrier per pass. Pass p writes one partial sum per chunk; every member adds
+  // them in chunk order, so all threads use the same coefficients and the result
+  // depends on n only.
   double two_loop(const T* g, T* out, double scale = 1.0, Executor& executor = serial()) noexcept {
     const std::size_t k = count_;
-    if (k == 0) return scale_dot(out, g, g, scale * gamma_, executor);
-    // First loop, newest to oldest. `dot` is s_j' q for the pair about to be used.
-    double dot = scale_dot(out, g, s_at(k - 1), scale, executor);
-    for (std::size_t j = k; j-- > 0;) {
-      const double alpha = rho_at(j) * dot;
-      alpha_[j] = alpha;
-      if (j > 0) {
-        dot = axpy_dot(out, y_at(j), s_at(j - 1), -alpha, 1.0, executor);
-      } else {
+    const std::size_t chunks = chunks_;
+    double* partial = pass_partials_.data();  // [pass][chunk]
+    auto sum = [partial, chunks](std::size_t p) {
+      const double* r = partial + p * chunks;
+      double total = r[0];
+      for (std::size_t c = 1; c < chunks; ++c) total += r[c];
+      return total;
+    };
+    const std::size_t members = std::min(executor.concurrency(), chunks);
+    auto step = [&](std::size_t member, std::size_t p) {
+      // This pass's vectors and coefficients, from the sums of earlier passes.
+      const T* v = g;     // the vector added to (or, in pass 0, scaled into) out
+      const T* a = g;     // the vector out is dotted with
+      double coef = scale, mul = 1.0;
+      if (p == 0) {
+        if (k == 0) {
+          coef = scale * gamma_;
+        } else {
+          a = s_at(k - 1);
+        }
+      } else if (p <= k) {
+        // First loop, newest to oldest: alpha_j = rho_j s_j' q; q -= alpha_j y_j.
+        const std::size_t j = k - p;
+        v = y_at(j);
+        coef = -rho_at(j) * sum(p - 1);
         // The last update also applies H^0 = gamma I and yields y_0' r.
-        dot = axpy_dot(out, y_at(0), y_at(0), -alpha, gamma_, executor);
+        a = j > 0 ? s_at(j - 1) : y_at(0);
+        mul = j > 0 ? 1.0 : gamma_;
+      } else {
+        // Second loop, oldest to newest: beta = rho_j y_j' r; r += (alpha_j - beta) s_j.
+        const std::size_t j = p - k - 1;
+        const double alpha = rho_at(j) * sum(k - j - 1);
+        const double beta = rho_at(j) * sum(p - 1);
+        v = s_at(j);
+        coef = alpha - beta;
+        a = j + 1 < k ? y_at(j + 1) : g;
       }
-    }
-    // Second loop, oldest to newest. `dot` is y_j' r.
-    for (std::size_t j = 0; j < k; ++j) {
-      const double beta = rho_at(j) * dot;
-      const T* next = j + 1 < k ? y_at(j + 1) : g;
-      dot = axpy_dot(out, s_at(j), next, alpha_[j] - beta, 1.0, executor);
-    }
-    return dot;
+      for (std::size_t c = member * chunks / members; c < (member + 1) * chunks / members; ++c) {
+        const auto [lo, hi] = chunk_range(c);
+        partial[p * chunks + c] =
+            p == 0 ? kernels_.scale_dot(out + lo, v + lo, a + lo, coef, hi - lo)
+                   : kernels_.axpy_dot(out + lo, v + lo, a + lo, coef, mul, hi - lo);
+      }
+    };
+    lockstep(executor, members, 2 * k + 1, step);
+    return sum(2 * k);
   }
 
   // The stored pairs, j = 0 the oldest; for tests and inspection.
@@ -564,19 +608,10 @@ class LBFGSHistory {
     return total;
   }
 
-  // out = scale * g; returns a' out.
-  double scale_dot(T* out, const T* g, const T* a, double scale, Executor& executor) noexcept {
-    return for_tasks<1>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
-      r[0] = kernels_.scale_dot(out + lo, g + lo, a + lo, scale, hi - lo);
-    })[0];
-  }
-
-  // q = mul * (q + coef * v); returns a' q.
-  double axpy_dot(T* q, const T* v, const T* a, double coef, double mul,
-                  Executor& executor) noexcept {
-    return for_tasks<1>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
-      r[0] = kernels_.axpy_dot(q + lo, v + lo, a + lo, coef, mul, hi - lo);
-    })[0];
+  // Elements [lo, hi) of chunk c of the two-loop's split (the last may be short or empty).
+  std::pair<std::size_t, std::size_t> chunk_range(std::size_t c) const noexcept {
+    const std::size_t lo = std::min(n_, c * chunk_len_);
+    return {lo, std::min(n_, lo + chunk_len_)};
   }
   std::size_t slots() const noexcept { return config_.history + 1; }
   std::size_t slot_of(std::size_t j) const noexcept { return (head_ + j) % slots(); }
@@ -607,8 +642,10 @@ class LBFGSHistory {
   std::unique_ptr<T[]> s_;
   std::unique_ptr<T[]> y_;
   std::vector<double> rho_;
-  std::vector<double> alpha_;  // scratch of the first loop, indexed like the pairs
   std::vector<double> partials_;  // per-task partial sums of the pass running
+  std::size_t chunks_ = 1;        // the two-loop's split of n: a power of two
+  std::size_t chunk_len_ = 0;
+  std::vector<double> pass_partials_;  // the two-loop's partial sums, [pass][chunk]
   std::size_t head_ = 0;       // slot of the oldest pair
   std::size_t count_ = 0;
   double gamma_ = 1.0;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,10 @@ class Executor {
   // True when no worker would have to be woken from sleep to help: callers split
   // small jobs only then (waking a thread can cost more than a small job).
   virtual bool awake() const noexcept { return true; }
+  // A stable index of the calling thread within the executor (0 for the thread
+  // that calls parallel_for): lockstep() keeps each member on the same thread
+  // from one call to the next, so its part of the data stays in that core's cache.
+  virtual std::size_t thread_index() const noexcept { return 0; }
 };
 
 class SerialExecutor final : public Executor {
@@ -78,6 +83,85 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+namespace detail {
+// The index ThreadPool gives the worker running on this thread (0 elsewhere).
+inline std::size_t& pool_thread_index() noexcept {
+  static thread_local std::size_t index = 0;
+  return index;
+}
+}  // namespace detail
+
+// Runs step(member, pass) for every member in [0, members) and pass in [0, passes),
+// all of pass p before any of pass p + 1, so a step may read what every member
+// wrote in earlier passes (partial sums, say). Each member's steps run on one
+// thread, preferably the thread with the member's index, so a member that works
+// on one part of the data keeps that part in its core's cache across passes and
+// across calls; a pool dispatch per pass would cost as much as a short pass.
+//
+// No thread waits for one that has not started: a member still unclaimed when
+// another thread needs its first pass is claimed and run by that thread, so a
+// worker that is asleep, busy or absent (a serial executor) only means fewer
+// threads. Between passes, threads spin. With more than kMaxLockstepMembers
+// members, everything runs on the calling thread.
+constexpr std::size_t kMaxLockstepMembers = 64;
+
+template <class Step>
+void lockstep(Executor& executor, std::size_t members, std::size_t passes, Step& step) noexcept {
+  if (members <= 1 || members > kMaxLockstepMembers || executor.concurrency() <= 1) {
+    for (std::size_t p = 0; p < passes; ++p) {
+      for (std::size_t m = 0; m < members; ++m) step(m, p);
+    }
+    return;
+  }
+  struct alignas(64) Member {
+    std::atomic<bool> claimed{false};
+    std::atomic<std::size_t> done{0};  // passes finished
+  };
+  struct Team {
+    Step* step;
+    std::size_t members, passes;
+    Executor* executor;
+    Member member[kMaxLockstepMembers];
+  } team{&step, members, passes, &executor, {}};
+  auto run = [](void* context, std::size_t) {
+    auto* t = static_cast<Team*>(context);
+    const std::size_t count = t->members;
+    auto claim = [t](std::size_t m) {
+      return !t->member[m].claimed.load(std::memory_order_relaxed) &&
+             !t->member[m].claimed.exchange(true, std::memory_order_acq_rel);
+    };
+    auto advance = [t](std::size_t m, std::size_t p) {
+      (*t->step)(m, p);
+      t->member[m].done.store(p + 1, std::memory_order_release);
+    };
+    // My own member first; else any other still unclaimed; else nothing left to do.
+    std::uint64_t own = 0;
+    const std::size_t mine = t->executor->thread_index() % count;
+    for (std::size_t i = 0; i < count && own == 0; ++i) {
+      const std::size_t m = (mine + i) % count;
+      if (claim(m)) own = std::uint64_t{1} << m;
+    }
+    if (own == 0) return;
+    for (std::size_t p = 0; p < t->passes; ++p) {
+      for (std::size_t m = 0; m < count; ++m) {
+        if (own >> m & 1) advance(m, p);
+      }
+      for (std::size_t m = 0; m < count; ++m) {
+        if (own >> m & 1) continue;
+        while (t->member[m].done.load(std::memory_order_acquire) <= p) {
+          if (p == 0 && claim(m)) {  // its thread never came: run it here
+            own |= std::uint64_t{1} << m;
+            advance(m, 0);
+            break;
+          }
+          cpu_relax();
+        }
+      }
+    }
+  };
+  executor.parallel_for(team.members, run, &team);
+}
+
 // A fixed set of worker threads. The calling thread takes part in every job,
 // so ThreadPool(1) starts no thread at all. One job runs at a time (a mutex
 // serialises concurrent callers).
@@ -94,7 +178,12 @@ class ThreadPool final : public Executor {
 
   explicit ThreadPool(std::size_t threads) : threads_(threads == 0 ? 1 : threads) {
     workers_.reserve(threads_ - 1);
-    for (std::size_t w = 0; w + 1 < threads_; ++w) workers_.emplace_back([this] { work(); });
+    for (std::size_t w = 0; w + 1 < threads_; ++w) {
+      workers_.emplace_back([this, w] {
+        detail::pool_thread_index() = w + 1;
+        work();
+      });
+    }
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -109,6 +198,7 @@ class ThreadPool final : public Executor {
 
   std::size_t concurrency() const noexcept override { return threads_; }
   bool awake() const noexcept override { return sleeping_.load(std::memory_order_relaxed) == 0; }
+  std::size_t thread_index() const noexcept override { return detail::pool_thread_index(); }
 
   void parallel_for(std::size_t n_tasks, TaskFn fn, void* context) noexcept override {
     if (n_tasks == 0) return;
