@@ -206,9 +206,9 @@ def test_push_difference_matches_push(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [10_000, 3 * 65536 + 1234])
 def test_history_passes_are_identical_for_any_thread_count(dtype, n):
-    """The two-loop splits n into 2 or 32 chunks, shared by 1-3 threads in lockstep;
-    storing a pair splits n into tasks of 2^16 elements (the last one partial) that the
-    pool hands out in any order. Partial sums are added in chunk or task order."""
+    """The history's passes split n into 2 or 32 chunks (the last one short), shared by
+    1-3 threads in lockstep; take_gradient and add_scaled into tasks of 2^16 elements
+    that the pool hands out in any order. Partial sums are added in chunk or task order."""
     import gradstep as gs
 
     rng = np.random.default_rng(11)

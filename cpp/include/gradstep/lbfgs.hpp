@@ -28,7 +28,7 @@
 // than once per pass (at n = 1e4 a dispatch costs about as much as a pass). The
 // chunks' partial dot products are added in chunk order by every thread, so the
 // result depends on n only, never on the thread count. Storing a pair is one
-// pass, split into tasks of kReduceBlock elements with the same rule.
+// more pass over the same chunks, by the same threads.
 //
 // (Two passes in all would do: the compact representation of Byrd, Nocedal &
 // Schnabel 1994, or the same recursion run on coefficients over the Gram matrix of
@@ -54,12 +54,10 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
-#include <utility>
 #include <vector>
 
 #include "common.hpp"
 #include "parallel.hpp"
-#include "reduce.hpp"
 
 namespace gradstep {
 
@@ -453,9 +451,9 @@ inline CauchyResult cauchy_point(const CauchyProblem& pr, CauchyWorkspace& ws, d
   return {t_old, passed};
 }
 
-// The two-loop splits n into a power of two of chunks (at most
-// kMaxLockstepMembers) of at least kTwoLoopChunk elements, fixed by n alone.
-constexpr std::size_t kTwoLoopChunk = 4096;
+// The passes over n split it into a power of two of chunks (at most
+// kMaxLockstepMembers) of at least kLBFGSChunk elements, fixed by n alone.
+constexpr std::size_t kLBFGSChunk = 4096;
 
 template <class T>
 class LBFGSHistory {
@@ -473,10 +471,10 @@ class LBFGSHistory {
         y_(new T[(config.history + 1) * n]) {
     const std::size_t slots = config_.history + 1;
     rho_.assign(slots, 0.0);
-    partials_.assign(2 * blocks_of(n, kReduceBlock), 0.0);
-    while (chunks_ * 2 <= kMaxLockstepMembers && chunks_ * 2 * kTwoLoopChunk <= n) chunks_ *= 2;
+    while (chunks_ * 2 <= kMaxLockstepMembers && chunks_ * 2 * kLBFGSChunk <= n) chunks_ *= 2;
     // A multiple of 16 elements, so chunks start on 64-byte boundaries of an aligned array.
     chunk_len_ = ((n + chunks_ - 1) / chunks_ + 15) / 16 * 16;
+    partials_.assign(2 * chunks_, 0.0);
     pass_partials_.assign((2 * config_.history + 1) * chunks_, 0.0);
   }
 
@@ -497,7 +495,7 @@ class LBFGSHistory {
   bool push(const T* s, const T* y, Executor& executor = serial()) noexcept {
     T* s_dst = s_slot(next_slot());
     T* y_dst = y_slot(next_slot());
-    const auto sums = for_tasks<2>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
+    const auto sums = for_chunks<2>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
       kernels_.copy_dots(s_dst + lo, y_dst + lo, s + lo, y + lo, hi - lo, r[0], r[1]);
     });
     return commit(sums[0], sums[1]);
@@ -508,7 +506,7 @@ class LBFGSHistory {
                        Executor& executor = serial()) noexcept {
     T* s_dst = s_slot(next_slot());
     T* y_dst = y_slot(next_slot());
-    const auto sums = for_tasks<2>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
+    const auto sums = for_chunks<2>(executor, [&](std::size_t lo, std::size_t hi, double* r) {
       kernels_.difference_dots(s_dst + lo, y_dst + lo, x_new + lo, x_old + lo, g_new + lo,
                               g_old + lo, hi - lo, r[0], r[1]);
     });
@@ -519,7 +517,7 @@ class LBFGSHistory {
   // accumulated in the last pass. out and g must not overlap.
   //
   // The 2k + 1 passes run in lockstep (parallel.hpp) over the fixed chunks of n
-  // (chunk_range): each thread keeps its chunks, and so their part of the history,
+  // (member_chunks): each thread keeps its chunks, and so their part of the history,
   // in its own core's cache from pass to pass and call to call, with one spin
   // barrier per pass. Pass p writes one partial sum per chunk; every member adds
   // them in chunk order, so all threads use the same coefficients and the result
@@ -563,12 +561,11 @@ class LBFGSHistory {
         coef = alpha - beta;
         a = j + 1 < k ? y_at(j + 1) : g;
       }
-      for (std::size_t c = member * chunks / members; c < (member + 1) * chunks / members; ++c) {
-        const auto [lo, hi] = chunk_range(c);
+      member_chunks(member, members, [&](std::size_t c, std::size_t lo, std::size_t hi) {
         partial[p * chunks + c] =
             p == 0 ? kernels_.scale_dot(out + lo, v + lo, a + lo, coef, hi - lo)
                    : kernels_.axpy_dot(out + lo, v + lo, a + lo, coef, mul, hi - lo);
-      }
+      });
     };
     lockstep(executor, members, 2 * k + 1, step);
     return sum(2 * k);
@@ -589,29 +586,38 @@ class LBFGSHistory {
     return executor;
   }
 
-  // Runs body(lo, hi, partials) over the tasks of a pass and returns the R
-  // partial sums added in task order.
+  // Runs body(lo, hi, partials) over the chunks of n (one pass, the members of a
+  // lockstep team taking the chunks as in the two-loop) and returns the R partial
+  // sums added in chunk order.
   template <std::size_t R, class Body>
-  std::array<double, R> for_tasks(Executor& executor, Body body) noexcept {
-    static_assert(R <= 2, "partials_ holds two sums per task");
+  std::array<double, R> for_chunks(Executor& executor, Body body) noexcept {
+    static_assert(R <= 2, "partials_ holds two sums per chunk");
+    const std::size_t chunks = chunks_;
+    const std::size_t members = std::min(executor.concurrency(), chunks);
     double* partials = partials_.data();
-    auto task = [&](std::size_t t, std::size_t lo, std::size_t hi) {
-      double* r = partials + t * R;
-      for (std::size_t i = 0; i < R; ++i) r[i] = 0.0;
-      body(lo, hi, r);
+    auto step = [&](std::size_t member, std::size_t) {
+      member_chunks(member, members, [&](std::size_t c, std::size_t lo, std::size_t hi) {
+        double* r = partials + c * R;
+        for (std::size_t i = 0; i < R; ++i) r[i] = 0.0;
+        body(lo, hi, r);
+      });
     };
-    for_each_block(executor, n_, kReduceBlock, task);
+    lockstep(executor, members, 1, step);
     std::array<double, R> total{};
-    for (std::size_t t = 0, tasks = blocks_of(n_, kReduceBlock); t < tasks; ++t) {
-      for (std::size_t i = 0; i < R; ++i) total[i] += partials_[t * R + i];
+    for (std::size_t c = 0; c < chunks; ++c) {
+      for (std::size_t i = 0; i < R; ++i) total[i] += partials_[c * R + i];
     }
     return total;
   }
 
-  // Elements [lo, hi) of chunk c of the two-loop's split (the last may be short or empty).
-  std::pair<std::size_t, std::size_t> chunk_range(std::size_t c) const noexcept {
-    const std::size_t lo = std::min(n_, c * chunk_len_);
-    return {lo, std::min(n_, lo + chunk_len_)};
+  // Calls fn(c, lo, hi) for the chunks c of one member of a team of `members`,
+  // [lo, hi) the elements of chunk c (the last chunk may be short or empty).
+  template <class Fn>
+  void member_chunks(std::size_t member, std::size_t members, Fn fn) const noexcept {
+    for (std::size_t c = member * chunks_ / members; c < (member + 1) * chunks_ / members; ++c) {
+      const std::size_t lo = std::min(n_, c * chunk_len_);
+      fn(c, lo, std::min(n_, lo + chunk_len_));
+    }
   }
   std::size_t slots() const noexcept { return config_.history + 1; }
   std::size_t slot_of(std::size_t j) const noexcept { return (head_ + j) % slots(); }
@@ -642,8 +648,8 @@ class LBFGSHistory {
   std::unique_ptr<T[]> s_;
   std::unique_ptr<T[]> y_;
   std::vector<double> rho_;
-  std::vector<double> partials_;  // per-task partial sums of the pass running
-  std::size_t chunks_ = 1;        // the two-loop's split of n: a power of two
+  std::size_t chunks_ = 1;        // the split of n: a power of two
+  std::vector<double> partials_;  // a pair's two sums per chunk
   std::size_t chunk_len_ = 0;
   std::vector<double> pass_partials_;  // the two-loop's partial sums, [pass][chunk]
   std::size_t head_ = 0;       // slot of the oldest pair
