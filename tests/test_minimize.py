@@ -158,7 +158,9 @@ def two_loop_reference(pairs, g):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_two_loop_in_chunks_matches_the_recursion(dtype, n, threads):
     """Sizes the two-loop splits into 2 and 16 uneven chunks run by 1-3 threads in
-    lockstep: still the recursion, and g' out is the dot product it stands for."""
+    lockstep: still the recursion, and g' out is the dot product it stands for. (A small
+    job wakes sleeping workers only when calls follow each other closely: the second
+    call of a pair runs split whenever threads > 1.)"""
     import gradstep as gs
 
     rng = np.random.default_rng(n + threads)
@@ -175,9 +177,13 @@ def test_two_loop_in_chunks_matches_the_recursion(dtype, n, threads):
     old = gs.get_num_threads()
     gs.set_num_threads(threads)
     try:
+        first = np.full(n, np.nan, dtype)
+        gd_first = h.two_loop(g, first, -1.0)
         gd = h.two_loop(g, out, -1.0)
     finally:
         gs.set_num_threads(old)
+    assert gd == gd_first
+    np.testing.assert_array_equal(out, first)
     expected = -two_loop_reference(pairs[-4:], g)
     np.testing.assert_allclose(out, expected, rtol=RTOL[dtype] * 10,
                                atol=RTOL[dtype] * 10 * np.abs(expected).max())

@@ -51,6 +51,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <memory>
@@ -532,7 +533,7 @@ class LBFGSHistory {
       for (std::size_t c = 1; c < chunks; ++c) total += r[c];
       return total;
     };
-    const std::size_t members = std::min(executor.concurrency(), chunks);
+    const std::size_t members = members_for(executor, n_ * (2 * k + 1), last_two_loop_);
     auto step = [&](std::size_t member, std::size_t p) {
       // This pass's vectors and coefficients, from the sums of earlier passes.
       const T* v = g;     // the vector added to (or, in pass 0, scaled into) out
@@ -593,7 +594,7 @@ class LBFGSHistory {
   std::array<double, R> for_chunks(Executor& executor, Body body) noexcept {
     static_assert(R <= 2, "partials_ holds two sums per chunk");
     const std::size_t chunks = chunks_;
-    const std::size_t members = std::min(executor.concurrency(), chunks);
+    const std::size_t members = members_for(executor, n_, last_push_);
     double* partials = partials_.data();
     auto step = [&](std::size_t member, std::size_t) {
       member_chunks(member, members, [&](std::size_t c, std::size_t lo, std::size_t hi) {
@@ -608,6 +609,21 @@ class LBFGSHistory {
       for (std::size_t i = 0; i < R; ++i) total[i] += partials_[c * R + i];
     }
     return total;
+  }
+
+  // How many threads share a job over `elements` (summed over its passes): all that
+  // can, unless the workers are asleep and the job is too small to pay for waking
+  // one (kMinElementsToWake). Then one, except when the same kind of call came less
+  // than a worker's spin ago: in such a loop the workers woken now are still
+  // spinning at the next call, so only this one pays.
+  std::size_t members_for(Executor& executor, std::size_t elements,
+                          std::chrono::steady_clock::time_point& last) const noexcept {
+    const std::size_t threads = std::min(executor.concurrency(), chunks_);
+    if (threads <= 1) return 1;
+    const auto now = std::chrono::steady_clock::now();
+    const bool loop = now - last < ThreadPool::kSpin;
+    last = now;
+    return elements >= kMinElementsToWake || loop || executor.awake() ? threads : 1;
   }
 
   // Calls fn(c, lo, hi) for the chunks c of one member of a team of `members`,
@@ -652,6 +668,7 @@ class LBFGSHistory {
   std::vector<double> partials_;  // a pair's two sums per chunk
   std::size_t chunk_len_ = 0;
   std::vector<double> pass_partials_;  // the two-loop's partial sums, [pass][chunk]
+  std::chrono::steady_clock::time_point last_two_loop_{}, last_push_{};  // see members_for
   std::size_t head_ = 0;       // slot of the oldest pair
   std::size_t count_ = 0;
   double gamma_ = 1.0;

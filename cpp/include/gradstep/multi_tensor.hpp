@@ -40,13 +40,9 @@ constexpr std::size_t kMinElementsPerTask = 1 << 14;
 // never waits long for it. More tasks would cost more: each one finds its first
 // tensor by a scan over the group.
 constexpr std::size_t kTasksPerThread = 4;
-// Steps smaller than this run on the calling thread alone when the workers are
-// asleep (no job for a while, e.g. a forward and backward pass since the last
-// step): measured on a 2-vCPU VM, waking one cost a 5e4-element Adam step more
-// than the second thread saved, while from 5e5 elements it paid 1.5x. (Waking
-// them during such a step, for the next one, cost ~20 us of futex wake per step
-// and paid only when steps follow each other within the workers' spin.)
-constexpr std::size_t kMinElementsToWake = 1 << 18;
+// Steps smaller than kMinElementsToWake (parallel.hpp) run on the calling thread
+// alone when the workers are asleep (no job for a while, e.g. a forward and
+// backward pass since the last step).
 // Task boundaries fall on multiples of this many elements (a cache line or more).
 constexpr std::size_t kTaskAlignment = 64;
 
