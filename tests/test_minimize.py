@@ -719,6 +719,82 @@ def test_owlqn_lasso_against_proximal_gradient():
     assert res.fun == pytest.approx(0.5 * np.sum((A @ x - y) ** 2) + lam * np.abs(x).sum())
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l1_with_bounds_closed_form(dtype):
+    """Separable: each x_i minimises a convex 1-D function on [lo_i, hi_i], so the answer
+    is the soft-thresholded minimiser clipped to the box. Boxes that straddle 0, lie above
+    it, lie below it, or pin a variable."""
+    rng = np.random.default_rng(8)
+    n = 200
+    b = (2 * rng.standard_normal(n)).astype(dtype)
+    w = np.linspace(1.0, 10.0, n).astype(dtype)
+    lam = 1.5
+    kind = np.arange(n) % 4
+    lo = np.select([kind == 0, kind == 1, kind == 2], [-1.0, 0.2, -3.0], 0.5)
+    hi = np.select([kind == 0, kind == 1, kind == 2], [0.7, 2.0, -0.1], 0.5)
+    res = minimize(quadratic(w, b), np.zeros(n, dtype), l1=lam, bounds=list(zip(lo, hi)),
+                   **TIGHT[dtype])
+    assert res.success or (dtype == np.float32 and res.status == 2), res.message
+    assert res.x.dtype == dtype and res.x.shape == (n,)
+    expected = np.clip(np.sign(b) * np.maximum(np.abs(b) - lam / w, 0.0), lo, hi)
+    np.testing.assert_allclose(res.x, expected, atol=ATOL[dtype])
+    np.testing.assert_array_equal(res.x == 0, expected == 0)  # exact zeros
+    f_expected = 0.5 * np.sum(w * (expected - b) ** 2) + lam * np.abs(expected).sum()
+    assert res.fun == pytest.approx(f_expected, rel=1e-5 if dtype == np.float32 else 1e-10)
+    np.testing.assert_allclose(res.jac, w * (res.x - b), rtol=1e-5, atol=1e-5)
+
+
+def test_l1_with_bounds_against_projected_proximal_gradient():
+    """Non-separable lasso with a box: proximal gradient, whose prox for l1 plus a box is
+    the soft threshold clipped to the box, run to high accuracy."""
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((60, 30))
+    y = A @ rng.standard_normal(30) + 0.1 * rng.standard_normal(60)
+    lam = 3.0
+    lo, hi = np.full(30, -0.4), np.full(30, 1.0)
+    lo[::5] = 0.1  # some variables kept away from 0
+    seen = []
+
+    def callback(xk):
+        seen.append(xk.shape)
+
+    res = minimize(lambda x: (0.5 * float(np.sum((A @ x - y) ** 2)), A.T @ (A @ x - y)),
+                   np.zeros(30), l1=lam, bounds=list(zip(lo, hi)), gtol=1e-10, ftol=0.0,
+                   callback=callback)
+    L = np.linalg.norm(A, 2) ** 2
+    x = np.zeros(30)
+    for _ in range(20000):
+        z = x - A.T @ (A @ x - y) / L
+        x = np.clip(np.sign(z) * np.maximum(np.abs(z) - lam / L, 0.0), lo, hi)
+    np.testing.assert_allclose(res.x, x, atol=1e-6)
+    np.testing.assert_array_equal(res.x == 0, x == 0)
+    assert res.fun == pytest.approx(0.5 * np.sum((A @ x - y) ** 2) + lam * np.abs(x).sum())
+    assert seen and set(seen) == {(30,)} and len(seen) == res.nit
+    assert res.nfev == res.njev >= res.nit
+
+
+def test_l1_with_bounds_keeps_shape_and_stops_on_callback():
+    calls = []
+
+    def fun(x):
+        calls.append(x.shape)
+        f, g = ext_rosenbrock(x.reshape(-1))
+        return f, g.reshape(x.shape)
+
+    def callback(intermediate_result):
+        xk = intermediate_result.x
+        assert xk.shape == (3, 2)
+        assert intermediate_result.fun == pytest.approx(
+            ext_rosenbrock(xk.reshape(-1))[0] + 0.5 * float(np.abs(xk).sum()))
+        return intermediate_result.nit == 2
+
+    x0 = np.tile([-1.2, 1.0], 3).reshape(3, 2)
+    res = minimize(fun, x0, l1=0.5, bounds=[(-1.0, 1.5)] * 6, callback=callback)
+    assert set(calls) == {(3, 2)}
+    assert res.status == 99 and res.nit == 2 and res.x.shape == (3, 2)
+    assert len(calls) == res.nfev
+
+
 # --------------------------------------------------------------------------- float32, API
 
 
@@ -843,7 +919,8 @@ def test_converged_at_x0():
         ({"x0": np.ones(3), "jac": False}, ValueError, "jac"),
         ({"x0": np.ones(3), "bounds": [(0, 1)] * 2}, ValueError, "bounds"),
         ({"x0": np.ones(3), "bounds": [(1, 0)] * 3}, ValueError, r"bounds\[0\]"),
-        ({"x0": np.ones(3), "bounds": [(0, 1)] * 3, "l1": 1.0}, ValueError, "bounds and l1"),
+        ({"x0": np.ones(3), "bounds": [(0, 1)] * 3, "l1": 1.0, "method": "bfgs"}, ValueError,
+         "bounds and l1"),
         ({"x0": np.ones(3), "hess": lambda x: np.eye(3)}, ValueError, "hess"),
         ({"x0": np.ones(3), "method": "newton"}, ValueError, "hess"),
         ({"x0": np.ones(3), "callback": 3}, TypeError, "callback"),
@@ -931,6 +1008,8 @@ def test_stepwise_errors():
         LBFGS(np.zeros(3), lr=0.0)
     with pytest.raises(ValueError, match="line_search_fn"):
         LBFGS(np.zeros(3), line_search_fn="backtracking")
+    with pytest.raises(ValueError, match="bounds and l1"):
+        LBFGS(np.zeros(3), l1=0.1, bounds=[(0.0, 1.0)] * 3)
     opt = LBFGS(np.zeros(3))
     with pytest.raises(TypeError, match="closure"):
         opt.step(None)

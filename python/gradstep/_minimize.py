@@ -751,6 +751,8 @@ def minimize(
       two-loop recursion in C++, More-Thuente strong-Wolfe line search. With
       ``l1 > 0``: OWL-QN (Andrew & Gao 2007) for f(x) + l1 ||x||_1. With ``bounds``:
       L-BFGS-B (generalized Cauchy point and subspace minimization, Byrd et al. 1995).
+      With both: L-BFGS-B on the split x = u - v, u, v >= 0, of f(u - v) + l1 sum(u + v)
+      (twice the variables; the objective still sees x).
     - ``"bfgs"``: dense inverse-Hessian BFGS, H <- (I - rho s y') H (I - rho y s') + rho s s'
       (Nocedal & Wright, Algorithm 6.1). O(n^2) memory: small problems only.
     - ``"newton"``: Newton's method with ``hess(x, *args)`` (dense, Cholesky; CG if not
@@ -807,10 +809,12 @@ def minimize(
     box = _as_bounds(bounds, x)
     if method != "lbfgs" and (box is not None or l1):
         raise ValueError(f"bounds and l1 are supported by method='lbfgs' only, not {method!r}")
-    if box is not None and l1:
-        raise ValueError("bounds and l1 > 0 cannot be combined (yet); use one of them")
 
     objective = _Objective(fun, jac, args, x.shape, x.size)
+    if box is not None and l1:
+        return _minimize_l1_box(objective, x, box, l1, history=history, max_ls=max_ls, gtol=gtol,
+                                ftol=ftol, max_iter=max_iter, max_fun=max_fun, callback=callback,
+                                verbose=verbose)
     common = {"bounds": box, "l1": l1, "max_ls": max_ls}
     engine: _Engine
     if method == "lbfgs":
@@ -821,6 +825,59 @@ def minimize(
         engine = _NewtonEngine(objective, x, hess=hess, hessp=hessp, args=args, **common)
     return _run(engine, gtol=gtol, ftol=ftol, max_iter=max_iter, max_fun=max_fun,
                 callback=callback, verbose=verbose)
+
+
+def _minimize_l1_box(objective: _Objective, x: Array, box: tuple[Array, Array], l1: float, *,
+                     history: int, max_ls: int, callback: Callable[..., Any] | None,
+                     **stops: Any) -> OptimizeResult:
+    """f(x) + l1 ||x||_1 on a box, as the smooth bound-constrained problem in 2n variables
+    x = u - v, u, v >= 0, of f(u - v) + l1 sum(u + v) (the l1 term is |x| wherever u or v is
+    0, which holds at a minimizer since l1 > 0), solved by the L-BFGS-B iteration. The box
+    lo <= x <= hi becomes u in [max(lo, 0), max(hi, 0)], v in [max(-hi, 0), max(-lo, 0)].
+    A variable at 0 sits on the bounds of both u and v, so zeros are exact."""
+    n, shape, dtype = x.size, x.shape, x.dtype
+    lo, hi = box[0].reshape(-1), box[1].reshape(-1)
+    zero = np.zeros((), dtype)
+    z_lo = np.concatenate([np.maximum(lo, zero), np.maximum(-hi, zero)])
+    z_hi = np.concatenate([np.maximum(hi, zero), np.maximum(-lo, zero)])
+    flat = x.reshape(-1)
+    z0 = np.concatenate([np.maximum(flat, zero), np.maximum(-flat, zero)])
+    g = np.empty_like(x)
+
+    def unsplit(z: Array) -> Array:
+        return (z[:n] - z[n:]).reshape(shape)
+
+    def split_fun(z: Array) -> tuple[float, Array]:
+        f = objective(unsplit(z), g)  # a fresh x for the user's function, checked as usual
+        gf = g.reshape(-1)
+        return f + l1 * float(z.sum(dtype=np.float64)), np.concatenate([gf + l1, l1 - gf])
+
+    split_callback = None
+    if callback is not None:
+        if _callback_style(callback):
+            def split_callback(intermediate_result: OptimizeResult) -> Any:
+                z = intermediate_result.x
+                xk = unsplit(z)
+                fun = (intermediate_result.fun - l1 * float(z.sum(dtype=np.float64))
+                       + l1 * float(np.abs(xk).sum(dtype=np.float64)))
+                return callback(intermediate_result=OptimizeResult(
+                    x=xk, fun=fun, nit=intermediate_result.nit))
+        else:
+            def split_callback(intermediate_result: OptimizeResult) -> Any:
+                return callback(unsplit(intermediate_result.x))
+
+    inner = _Objective(split_fun, True, (), z0.shape, z0.size)
+    engine = _LBFGSEngine(inner, z0, history=history, curvature_eps=None, bounds=(z_lo, z_hi),
+                          l1=0.0, max_ls=max_ls)
+    res = _run(engine, callback=split_callback, **stops)
+    z = res.x
+    xk = unsplit(z)
+    res["fun"] = (res.fun - l1 * float(z.sum(dtype=np.float64))
+                  + l1 * float(np.abs(xk).sum(dtype=np.float64)))
+    res["x"] = xk
+    res["jac"] = (res.jac[:n] - l1).reshape(shape)  # the gradient of the smooth part
+    res["nfev"], res["njev"] = objective.nfev, objective.njev
+    return res
 
 
 def _run(engine: _Engine, *, gtol: float, ftol: float, max_iter: int, max_fun: int,
@@ -949,7 +1006,8 @@ class LBFGS:
         self.l1 = _nonneg_arg("l1", l1)
         box = _as_bounds(bounds, x)
         if box is not None and self.l1:
-            raise ValueError("bounds and l1 > 0 cannot be combined (yet); use one of them")
+            raise ValueError("bounds and l1 > 0 cannot be combined in the step-wise LBFGS; "
+                             "gradstep.minimize takes both")
         if box is not None:
             np.clip(x, box[0], box[1], out=x)
         self.x = x
