@@ -3,12 +3,14 @@
     python bench/bench_minimize.py            # full: n up to 1e6 (solver) and 1e7 (two-loop)
     python bench/bench_minimize.py --quick    # smoke mode, a few seconds
 
-Four markdown tables:
+Markdown tables:
 
 1. Evaluations to reach scipy's final f (and 1b, the same on bounded problems, where
    gradstep runs L-BFGS-B): scipy L-BFGS-B runs with its defaults; then both
    solvers' evaluation histories are searched for the first f within
    1e-8 * max(1, |f_scipy|) of scipy's final f. ratio = gradstep / scipy (<= 1 is the goal).
+   1c: ill-conditioned quadratics of several sizes, conditions and starting points,
+   where the stop is a rounding coincidence: gradstep run past its own stopping test.
 2. Solver time per iteration, excluding the time spent inside f/g (a diagonal
    quadratic, so f/g is cheap), for a fixed number of iterations: gradstep with its
    default thread count (the passes over n split across the pool above 2^16 elements)
@@ -148,6 +150,40 @@ def table_evaluations(quick: bool) -> str:
         ratio = n_g / n_s
         rows.append(f"| {name} | {ref.fun:.3e} | {n_s} | {res.fun:.3e} | "
                     f"{n_g if not math.isnan(n_g) else 'not reached'} | {ratio:.2f} |")
+    return "\n".join(rows)
+
+
+# ----------------------------------------------------------------------------- 1c. stopping rule
+
+
+def table_ill_family(quick: bool) -> str:
+    """Ill-conditioned quadratics, where both solvers stop on the relative decrease of f
+    (ftol) after thousands of iterations at an iteration that rounding decides: the
+    evaluations gradstep needs to reach scipy's final f when it is not stopped by its own
+    ftol test (gtol = ftol = 0, up to twice scipy's evaluations), and where its own
+    stopping test, the same as scipy's, stopped it."""
+    variants = [(500, 1e4)] if quick else [(n, c) for n in (500, 1000, 2000) for c in (1e5, 1e6)]
+    rows = ["| n | condition | x0 | scipy evals | gradstep evals to scipy f | ratio | "
+            "gradstep's own stop: evals, f / scipy f |", "|---|---|---|---|---|---|---|"]
+    ratios = []
+    for n, cond in variants:
+        fun = ill_quadratic(n, cond)
+        for kind in ("ones", "uniform(-1, 2)"):
+            x0 = np.ones(n) if kind == "ones" else np.random.default_rng(n).uniform(-1, 2, n)
+            sf, sfs = recorded(fun)
+            ref = so.minimize(sf, x0, jac=True, method="L-BFGS-B")
+            n_s = first_within(sfs, ref.fun)
+            gf, gfs = recorded(fun)
+            minimize(gf, x0, gtol=0.0, ftol=0.0, max_fun=2 * n_s + 100)
+            n_g = first_within(gfs, ref.fun)
+            own = minimize(fun, x0)
+            ratios.append(n_g / n_s)
+            rows.append(f"| {n} | {cond:g} | {kind} | {n_s} | "
+                        f"{n_g if not math.isnan(n_g) else 'not reached'} | {n_g / n_s:.3f} | "
+                        f"{own.nfev}, {own.fun / ref.fun:.2f} |")
+    r = np.array(ratios)
+    rows.append(f"\nratio: geometric mean {math.exp(np.mean(np.log(r))):.3f}, "
+                f"range {r.min():.3f} - {r.max():.3f} over {r.size} runs")
     return "\n".join(rows)
 
 
@@ -335,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print("### Evaluations to reach scipy L-BFGS-B's final f\n")
         print(table_evaluations(args.quick), "\n", flush=True)
+        print("### Ill-conditioned quadratics: evaluations to scipy's f past the stopping "
+              "rule\n")
+        print(table_ill_family(args.quick), "\n", flush=True)
         print("### Bounded problems: evaluations to reach scipy L-BFGS-B's final f\n")
         print(table_bounded(args.quick), "\n", flush=True)
         print("### Solver time per iteration, excluding f/g\n")
