@@ -101,13 +101,17 @@ GRADSTEP_KERNELS_BEGIN
 
 namespace detail {
 
-// Eight independent double accumulators: a reduction the compiler may
+// Sixteen independent double accumulators: a reduction the compiler may
 // vectorise without reassociating (no -ffast-math needed), and a fixed
-// summation order, so results do not depend on the SIMD level.
-constexpr std::size_t kLanes = 8;
+// summation order, so results do not depend on the SIMD level. Sixteen rather
+// than eight so that AVX-512 has two independent chains of adds, not one whose
+// latency bounds the loop.
+constexpr std::size_t kLanes = 16;
 
 inline double sum_lanes(const double* acc) noexcept {
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  double h[kLanes / 2];
+  for (std::size_t l = 0; l < kLanes / 2; ++l) h[l] = acc[l] + acc[l + kLanes / 2];
+  return ((h[0] + h[1]) + (h[2] + h[3])) + ((h[4] + h[5]) + (h[6] + h[7]));
 }
 
 // out = scale * g; returns a' out.
