@@ -171,7 +171,7 @@ double axpy_dot(T* GRADSTEP_RESTRICT q, const T* GRADSTEP_RESTRICT v,
 
 // Fused passes that produce vectors and several sums work through short runs
 // that stay in L1: one loop writes the run, then one loop per sum reads it back.
-// GCC keeps a single eight-lane accumulator in registers but not two or three in
+// GCC keeps a single accumulator array in registers but not two or three in
 // one loop (measured: 2.6-3.1 ns/element instead of ~0.3). Each lane still adds
 // the same elements in the same order, so the sums are those of one fused loop.
 constexpr std::size_t kRun = 256;  // a multiple of kLanes
