@@ -250,6 +250,37 @@ def test_history_passes_are_identical_for_any_thread_count(dtype, n):
     assert first[5][1] == float(np.max(np.abs(g[-1])))
 
 
+def test_concurrent_minimize_calls_give_the_serial_bits():
+    """Python threads running minimize at once share one pool: their lockstep jobs take
+    turns, each history keeps its own partial sums, and every run gives the bits it gives
+    alone."""
+    import threading
+
+    import gradstep as gs
+
+    old = gs.get_num_threads()
+    gs.set_num_threads(3)
+    try:
+        sizes = (20_000, 70_000)
+        alone = {n: minimize(ext_rosenbrock, np.tile([-1.2, 1.0], n // 2)) for n in sizes}
+        together: dict[tuple[int, int], object] = {}
+
+        def run(n, k):
+            together[n, k] = minimize(ext_rosenbrock, np.tile([-1.2, 1.0], n // 2))
+
+        threads = [threading.Thread(target=run, args=(n, k)) for n in sizes for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        gs.set_num_threads(old)
+    assert len(together) == 4
+    for (n, _), res in together.items():
+        np.testing.assert_array_equal(res.x, alone[n].x)
+        assert res.nfev == alone[n].nfev and res.fun == alone[n].fun
+
+
 def test_take_gradient_reports_nan_norm_from_any_task():
     n = 2 * 65536 + 5
     g = np.ones(n)
