@@ -92,3 +92,23 @@ def test_thread_pool_runs_every_task_once(tmp_path, sanitize):
         out = subprocess.run([exe, str(threads), str(jobs), str(callers)], capture_output=True,
                              text=True, timeout=300)
         assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
+
+
+LBFGS_CONSTANT_N = os.path.join(HERE, "cpp", "lbfgs_constant_n.cpp")
+
+
+@pytest.mark.skipif(compiler() is None, reason="no C++ compiler")
+@pytest.mark.skipif(not os.path.exists(LBFGS_CONSTANT_N), reason="source tree not available")
+@pytest.mark.parametrize("opt", ["-O2", "-O3"])
+def test_lbfgs_header_builds_warning_free_with_constant_size(tmp_path, opt):
+    """An embedding code with the size fixed at compile time: GCC then checks the element
+    loops' trip counts (-Waggressive-loop-optimizations, which flagged the two-loop's
+    dot loops called directly with a constant n); the header must stay warning-free under
+    -Werror, the loops give exact sums on exact data, and H g for a pair with y = 2 s is
+    g / 2."""
+    exe = str(tmp_path / "lbfgs_constant_n")
+    subprocess.run([compiler(), "-std=c++17", opt, "-fno-math-errno", "-Wall", "-Wextra",
+                    "-Werror", "-I", gs.get_include(), LBFGS_CONSTANT_N, "-o", exe, "-pthread"],
+                   check=True, timeout=300)
+    out = subprocess.run([exe], check=True, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stdout

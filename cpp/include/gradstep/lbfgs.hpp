@@ -114,14 +114,19 @@ inline double sum_lanes(const double* acc) noexcept {
   return ((h[0] + h[1]) + (h[2] + h[3])) + ((h[4] + h[5]) + (h[6] + h[7]));
 }
 
+// The element loops below run whole groups of kLanes, then the tail, with the
+// split point computed once (body): a loop written as `i + kLanes <= n` then
+// `i < n` makes GCC warn of undefined behaviour (-Waggressive-loop-optimizations)
+// when n is a compile-time constant in a caller.
+
 // out = scale * g; returns a' out.
 template <class T>
 double scale_dot(T* GRADSTEP_RESTRICT out, const T* GRADSTEP_RESTRICT g,
                  const T* GRADSTEP_RESTRICT a, double scale, std::size_t n) noexcept {
   const T c = T(scale);
   double acc[kLanes] = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
+  const std::size_t body = n / kLanes * kLanes;
+  for (std::size_t i = 0; i < body; i += kLanes) {
     for (std::size_t l = 0; l < kLanes; ++l) {
       const T v = c * g[i + l];
       out[i + l] = v;
@@ -129,7 +134,7 @@ double scale_dot(T* GRADSTEP_RESTRICT out, const T* GRADSTEP_RESTRICT g,
     }
   }
   double tail = 0.0;
-  for (; i < n; ++i) {
+  for (std::size_t i = body; i < n; ++i) {
     const T v = c * g[i];
     out[i] = v;
     tail += double(a[i]) * double(v);
@@ -137,23 +142,15 @@ double scale_dot(T* GRADSTEP_RESTRICT out, const T* GRADSTEP_RESTRICT g,
   return sum_lanes(acc) + tail;
 }
 
-// q = mul * (q + coef * v); returns a' q (a may be null: no dot).
+// q = mul * (q + coef * v); returns a' q.
 template <class T>
 double axpy_dot(T* GRADSTEP_RESTRICT q, const T* GRADSTEP_RESTRICT v,
                 const T* GRADSTEP_RESTRICT a, double coef, double mul, std::size_t n) noexcept {
   const T c = T(coef);
   const T s = T(mul);
-  if (a == nullptr) {
-    if (mul == 1.0) {
-      for (std::size_t i = 0; i < n; ++i) q[i] = q[i] + c * v[i];
-    } else {
-      for (std::size_t i = 0; i < n; ++i) q[i] = s * (q[i] + c * v[i]);
-    }
-    return 0.0;
-  }
   double acc[kLanes] = {};
-  std::size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
+  const std::size_t body = n / kLanes * kLanes;
+  for (std::size_t i = 0; i < body; i += kLanes) {
     for (std::size_t l = 0; l < kLanes; ++l) {
       const T w = s * (q[i + l] + c * v[i + l]);
       q[i + l] = w;
@@ -161,7 +158,7 @@ double axpy_dot(T* GRADSTEP_RESTRICT q, const T* GRADSTEP_RESTRICT v,
     }
   }
   double tail = 0.0;
-  for (; i < n; ++i) {
+  for (std::size_t i = body; i < n; ++i) {
     const T w = s * (q[i] + c * v[i]);
     q[i] = w;
     tail += double(a[i]) * double(w);
