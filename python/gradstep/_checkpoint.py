@@ -154,6 +154,27 @@ def load(optimizer: Optimizer | LBFGS, path: str | os.PathLike[str]) -> None:
     if not isinstance(optimizer, (Optimizer, LBFGS)):
         raise TypeError(f"optimizer must be a gradstep optimizer, got {type(optimizer).__name__}")
     path = os.fspath(path)
+    meta, arrays = _read(path, type(optimizer).__name__)
+    if isinstance(optimizer, LBFGS):
+        _load_lbfgs(optimizer, path, meta, arrays)
+        return
+    state = read_state(path, meta, arrays)
+    groups = []
+    for g, saved in enumerate(meta.get("param_groups", [])):
+        current = optimizer.param_groups[g] if g < len(optimizer.param_groups) else {}
+        groups.append({k: (x if k == "params" else _decode(x, current.get(k)))
+                       for k, x in saved.items()})
+    try:
+        optimizer.load_state_dict(
+            {"state": state, "param_groups": groups, "step_count": meta.get("step_count", 0)}
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot load {path!r} into this optimizer: {exc}") from None
+
+
+def _read(path: str, optimizer: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metadata and arrays of a checkpoint file written for `optimizer` (a class
+    name); ValueError naming the file for anything else."""
     try:
         # Open the file here so it is closed even when numpy cannot parse it.
         with open(path, "rb") as f:
@@ -175,14 +196,22 @@ def load(optimizer: Optimizer | LBFGS, path: str | os.PathLike[str]) -> None:
     if meta.get("version") != _VERSION:
         raise ValueError(f"cannot load {path!r}: checkpoint version {meta.get('version')!r} "
                          f"(this gradstep reads version {_VERSION})")
-    if meta.get("optimizer") != type(optimizer).__name__:
+    if meta.get("optimizer") != optimizer:
         raise ValueError(
             f"cannot load {path!r}: it holds the state of {meta.get('optimizer')}, not of "
-            f"{type(optimizer).__name__}"
+            f"{optimizer}"
         )
-    if isinstance(optimizer, LBFGS):
-        _load_lbfgs(optimizer, path, meta, arrays)
-        return
+    return meta, arrays
+
+
+def read_state(path: str, meta: dict[str, Any] | None = None,
+               arrays: dict[str, np.ndarray] | None = None,
+               optimizer: str | None = None) -> dict[int, dict[str, Any]]:
+    """The per-parameter state of a first-order optimizer's checkpoint file, as
+    ``{index: {name: array or number}}`` (what ``state_dict()["state"]`` holds). Reads
+    the file unless its metadata and arrays are given."""
+    if meta is None or arrays is None:
+        meta, arrays = _read(path, str(optimizer))
     state: dict[int, dict[str, Any]] = {}
     for index, scalars in meta.get("state", {}).items():
         state[int(index)] = dict(scalars)
@@ -191,14 +220,4 @@ def load(optimizer: Optimizer | LBFGS, path: str | os.PathLike[str]) -> None:
         if len(parts) != 3 or parts[0] != "state":
             raise ValueError(f"cannot load {path!r}: unexpected entry {key!r}")
         state.setdefault(int(parts[1]), {})[parts[2]] = value
-    groups = []
-    for g, saved in enumerate(meta.get("param_groups", [])):
-        current = optimizer.param_groups[g] if g < len(optimizer.param_groups) else {}
-        groups.append({k: (x if k == "params" else _decode(x, current.get(k)))
-                       for k, x in saved.items()})
-    try:
-        optimizer.load_state_dict(
-            {"state": state, "param_groups": groups, "step_count": meta.get("step_count", 0)}
-        )
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot load {path!r} into this optimizer: {exc}") from None
+    return state

@@ -52,7 +52,7 @@ def save(optimizer: Distributed, directory: str | os.PathLike[str]) -> None:
 
 def load(optimizer: Distributed, directory: str | os.PathLike[str]) -> None:
     """Restore a checkpoint written by :func:`save` (a collective). A ZeRO-1 checkpoint
-    must be loaded with the number of processes that wrote it."""
+    may be loaded by another number of processes than wrote it: each reads every shard."""
     if not isinstance(optimizer, (DataParallel, ShardedOptimizer)):
         raise TypeError("optimizer must be a DataParallel or ShardedOptimizer, got "
                         f"{type(optimizer).__name__} (use gradstep.load for a plain optimizer)")

@@ -12,7 +12,9 @@ import numpy as np
 
 from .. import _validation as v
 from .._checkpoint import _decode, _encode
+from .._checkpoint import _read as _read_checkpoint
 from .._checkpoint import load as _load_npz
+from .._checkpoint import read_state as _read_state
 from .._checkpoint import save as _save_npz
 from .._optimizer import Optimizer
 from . import _common as c
@@ -38,6 +40,7 @@ class _Layout:
         self.shard = -(-self.size // world)
         self.padded = self.shard * world
         self.lo, self.hi = rank * self.shard, (rank + 1) * self.shard
+        self.rank, self.world = rank, world
         self.params_flat = np.zeros(self.padded, dtype=dtype)
         self.grads_flat = np.zeros(self.padded, dtype=dtype)
         self.grad_shard = np.zeros(self.shard, dtype=dtype)
@@ -46,8 +49,8 @@ class _Layout:
         for k, g in enumerate(groups):
             start = self.group_range.get(g, (offsets[k], 0))[0]
             self.group_range[g] = (start, offsets[k + 1])
-        last = groups[-1]
-        self.group_range[last] = (self.group_range[last][0], self.padded)
+        self.last_group = groups[-1]
+        self.group_range[self.last_group] = (self.group_range[self.last_group][0], self.padded)
         self.grad_views = [
             self.grads_flat[offsets[k] : offsets[k + 1]].reshape(params[i].shape)
             for k, i in enumerate(positions)
@@ -63,14 +66,25 @@ class _Layout:
             if a < b:
                 self.shard_pairs.append((self.params_flat[a:b], flat[a - o : b - o]))
 
-    def local(self, g: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """This process's part of group ``g``: (parameter view, gradient view)."""
+    def local_range(self, g: int, rank: int, world: int) -> tuple[int, int] | None:
+        """The flat range [a, b) of group ``g`` that process ``rank`` of ``world`` owns
+        (None if it owns none of it): the same parameters split among another number
+        of processes, as a checkpoint written by that many was."""
         if g not in self.group_range:
             return None
         start, end = self.group_range[g]
-        a, b = max(start, self.lo), min(end, self.hi)
-        if a >= b:
+        shard = -(-self.size // world)
+        if g == self.last_group:
+            end = shard * world  # the last group owns the padding
+        a, b = max(start, rank * shard), min(end, (rank + 1) * shard)
+        return (a, b) if a < b else None
+
+    def local(self, g: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """This process's part of group ``g``: (parameter view, gradient view)."""
+        r = self.local_range(g, self.rank, self.world)
+        if r is None:
             return None
+        a, b = r
         return self.params_flat[a:b], self.grad_shard[a - self.lo : b - self.lo]
 
 
@@ -320,8 +334,8 @@ class ShardedOptimizer:
         if state_dict.get("world_size") != mine["world_size"]:
             raise ValueError(
                 f"state_dict is a shard of a run with {state_dict.get('world_size')} "
-                f"processes, this run has {mine['world_size']}: ZeRO-1 state is sharded by "
-                "the number of processes"
+                f"processes, this run has {mine['world_size']}: one shard cannot be cut "
+                "anew; a checkpoint directory (gradstep.distributed.save / load) can"
             )
         for key in ("rank", "params"):
             if state_dict.get(key) != mine[key]:
@@ -367,9 +381,58 @@ class ShardedOptimizer:
                 error = exc
         c.raise_agreed(b, error, f"writing the manifest of {directory!r}")
 
+    def _inner_ranges(self, rank: int, world: int) -> list[tuple[int, int, int, int]]:
+        """(user group, layout, a, b) of each parameter of the inner optimizer that process
+        ``rank`` of ``world`` builds, in its order (as ``__init__`` builds it)."""
+        return [(g, k, *r) for g in range(len(self.param_groups))
+                for k, lay in enumerate(self._layouts)
+                if (r := lay.local_range(g, rank, world)) is not None]
+
+    def _resharded_state(self, directory: str, meta: dict[str, Any]) -> dict[int, Any]:
+        """This process's shard of the state of a checkpoint written by another number
+        of processes: every old shard file is read and the parts of it that fall in this
+        process's ranges are copied (state is element-wise; padding starts at zero)."""
+        old_world = meta.get("world_size")
+        if isinstance(old_world, bool) or not isinstance(old_world, int) or old_world < 1:
+            raise ValueError(f"the manifest of {directory!r} has world_size={old_world!r}")
+        mine = self._inner_ranges(self.backend.rank, self.backend.world_size)
+        state: dict[int, dict[str, Any]] = {}
+        name = self.optimizer_class.__name__
+        for r in range(old_world):
+            path = os.path.join(directory, f"shard-{r:05d}-of-{old_world:05d}.npz")
+            shard_meta, arrays = _read_checkpoint(path, name)
+            if shard_meta.get("step_count") != meta.get("step_count"):
+                raise ValueError(
+                    f"cannot load {directory!r}: {os.path.basename(path)} is at step "
+                    f"{shard_meta.get('step_count')} but the manifest at step "
+                    f"{meta.get('step_count')} (the directory mixes two saves)"
+                )
+            old = _read_state(path, shard_meta, arrays)
+            for i, (g, k, a, b) in enumerate(self._inner_ranges(r, old_world)):
+                for j, (g2, k2, a2, b2) in enumerate(mine):
+                    lo, hi = max(a, a2), min(b, b2)
+                    if (g2, k2) != (g, k) or lo >= hi:
+                        continue
+                    target = state.setdefault(j, {})
+                    for key, x in old.get(i, {}).items():
+                        if not isinstance(x, np.ndarray) or x.ndim == 0:
+                            target.setdefault(key, x)
+                            continue
+                        if x.shape != (b - a,):
+                            raise ValueError(f"cannot load {path!r}: state {key!r} of shard "
+                                             f"parameter {i} has shape {x.shape}, expected "
+                                             f"({b - a},)")
+                        if key not in target:
+                            target[key] = np.zeros(b2 - a2, dtype=x.dtype)
+                        target[key][lo - a2 : hi - a2] = x[lo - a : hi - a]
+        return state
+
     def load(self, directory: str | os.PathLike[str]) -> None:
-        """Restore a checkpoint written by :meth:`save` with the same number of processes
-        (a collective). Anything else raises on every process and changes nothing."""
+        """Restore a checkpoint written by :meth:`save` (a collective). Written by the
+        same number of processes, each reads its own shard; by another number, each
+        reads every shard and keeps the parts that fall in its own (the state is
+        element-wise, so the result is the same state split differently). Anything
+        wrong raises on every process and changes nothing."""
         directory = os.fspath(directory)
         b = self.backend
         backup = self.state_dict()
@@ -378,13 +441,13 @@ class ShardedOptimizer:
             meta = c.read_manifest(directory, "zero1", self.optimizer_class.__name__,
                                    self._params)
             if meta.get("world_size") != b.world_size:
-                raise ValueError(
-                    f"cannot load {directory!r}: it is a ZeRO-1 checkpoint written by "
-                    f"{meta.get('world_size')} processes and this run has {b.world_size}; "
-                    "the optimizer state is sharded by the number of processes, so resume "
-                    f"with {meta.get('world_size')} processes"
-                )
-            _load_npz(self.optimizer, os.path.join(directory, self._shard_file()))
+                inner = self.optimizer.state_dict()
+                self.optimizer.load_state_dict({
+                    "state": self._resharded_state(directory, meta),
+                    "param_groups": inner["param_groups"],
+                    "step_count": meta.get("step_count", 0)})
+            else:
+                _load_npz(self.optimizer, os.path.join(directory, self._shard_file()))
             if self.optimizer.step_count != meta.get("step_count"):
                 raise ValueError(
                     f"cannot load {directory!r}: {self._shard_file()} is at step "
