@@ -336,6 +336,50 @@ def test_zero1_checkpoint_loads_on_another_world_size(tmp_path: Path, cls: type,
                                           lay_a.params_flat[lay_a.lo : lay_a.hi], err_msg=str(r))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_gradient_missing_on_some_processes_counts_as_zeros(backend: str,
+                                                              tmp_path: Path) -> None:
+    _check_ok(launch(backend, 2, "missing", tmp_path))
+    for r in range(2):
+        res = np.load(tmp_path / f"missing-rank{r}.npz")
+        for mode in ("dp", "zero"):
+            assert bool(res[f"{mode}/equal"]) and bool(res[f"{mode}/moved"]), (r, mode)
+
+
+def test_a_gradient_missing_everywhere():
+    """None on every process: DataParallel skips the parameter as the optimizer does alone
+    (same bits as gs.Adam stepping with None); ShardedOptimizer refuses, on every process,
+    before anything changes."""
+    rng = np.random.default_rng(5)
+    params = [rng.standard_normal(4), rng.standard_normal((2, 3)), rng.standard_normal(5)]
+    grads = [[rng.standard_normal(p.shape) for p in params] for _ in range(3)]
+    alone = [p.copy() for p in params]
+    ref = gs.Adam(alone, lr=0.1)
+    ps = [p.copy() for p in params]
+    dp = dist.DataParallel(gs.Adam(ps, lr=0.1), _Replica(0, 2))
+    for g in grads:
+        ref.step([g[0], None, g[2]])
+        dp.step([g[0], None, g[2]])
+    for a, b in zip(alone, ps):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ps[1], params[1])
+    got, want = dp.optimizer.state_dict()["state"], ref.state_dict()["state"]
+    assert got.keys() == want.keys()
+    for i in want:
+        assert got[i].keys() == want[i].keys()
+        for k in want[i]:
+            np.testing.assert_array_equal(got[i][k], want[i][k])
+
+    ps = [p.copy() for p in params]
+    zero = [dist.ShardedOptimizer(gs.Adam, ps, _Replica(r, 2), lr=0.1) for r in range(2)]
+    for o in zero:
+        with pytest.raises(ValueError, match=r"grads\[1\] is None on every process"):
+            o.step([grads[0][0], None, grads[0][2]])
+        assert o.step_count == 0 and o.state_nbytes() == 0
+    for a, b in zip(params, ps):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- failures ---------------------------------------------------------------------------
 
 

@@ -113,6 +113,35 @@ def reshard(backend: dist.Backend, ckpt: str) -> dict[str, np.ndarray]:
             "after": np.array(opt.step_count)}
 
 
+def missing_grads(backend: dist.Backend) -> dict[str, np.ndarray]:
+    """Rank 0 has no gradient (None) for parameter 1 on every step: the same parameters
+    as when it passes zeros for it, with DataParallel and with ShardedOptimizer."""
+    out: dict[str, np.ndarray] = {}
+    cls, hyper = P.OPTIMIZERS["Adam"]
+    for mode in ("dp", "zero"):
+        finals = []
+        for use_none in (True, False):
+            params = P.initial_params()
+            if mode == "dp":
+                opt: object = dist.DataParallel(cls(P.param_groups(params, "Adam"), **hyper),
+                                                backend)
+            else:
+                opt = dist.ShardedOptimizer(cls, P.param_groups(params, "Adam"), backend,
+                                            **hyper)
+            for t in range(5):
+                grads: list[np.ndarray | None] = [
+                    np.nan_to_num(g) for g in P.local_grads(params, t, backend.rank,
+                                                            backend.world_size)]
+                if backend.rank == 0:
+                    grads[1] = None if use_none else np.zeros_like(params[1])
+                opt.step(grads)  # type: ignore[attr-defined]
+            finals.append(params)
+        out[f"{mode}/equal"] = np.array(
+            all(np.array_equal(a, b) for a, b in zip(*finals)))
+        out[f"{mode}/moved"] = np.array(not np.array_equal(finals[0][1], P.initial_params()[1]))
+    return out
+
+
 def main() -> None:
     scenario, backend_name, outdir, world = sys.argv[1:5]
     arg = sys.argv[5] if len(sys.argv) > 5 else ""
@@ -131,6 +160,8 @@ def main() -> None:
             result = die(backend, "dp" if backend_name == "torch" else "zero")
         elif scenario == "reshard":
             result = reshard(backend, arg)
+        elif scenario == "missing":
+            result = missing_grads(backend)
         else:
             sys.exit(f"unknown scenario {scenario!r}")
     except dist.DistributedError:

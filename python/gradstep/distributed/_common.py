@@ -23,12 +23,14 @@ _CHUNK = 1 << 16
 
 
 def check_grads(grads: Any, params: Sequence[np.ndarray]) -> None:
-    """Every gradient present, one per parameter, same shape and dtype."""
+    """One gradient per parameter, each None (no gradient on this process) or an array of
+    the parameter's shape and dtype."""
     if isinstance(grads, np.ndarray) or not isinstance(grads, Sequence) or isinstance(
         grads, (str, bytes)
     ):
         raise TypeError(
-            f"grads must be a list of arrays (one per parameter), got {type(grads).__name__}"
+            "grads must be a list of arrays (one per parameter, None for none), got "
+            f"{type(grads).__name__}"
         )
     if len(grads) != len(params):
         raise ValueError(
@@ -37,10 +39,7 @@ def check_grads(grads: Any, params: Sequence[np.ndarray]) -> None:
         )
     for i, (g, p) in enumerate(zip(grads, params)):
         if g is None:
-            raise ValueError(
-                f"grads[{i}] is None; a distributed step needs a gradient for every parameter "
-                "on every process (pass zeros for a parameter without one)"
-            )
+            continue
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{i}] must be a numpy.ndarray, got {type(g).__name__}")
         if g.shape != p.shape:

@@ -20,17 +20,18 @@ _STATE_FILE = "optimizer.npz"
 
 
 class _Flat:
-    """The gradients of one dtype laid end to end in one buffer (plus, for the first
-    dtype, one slot that carries 'this process rejected the call')."""
+    """The gradients of one dtype laid end to end in one buffer, followed by `extra`
+    slots (for the first dtype: one per parameter that counts the processes that have
+    its gradient, then one that carries 'this process rejected the call')."""
 
     def __init__(self, dtype: np.dtype[Any], positions: list[int],
-                 params: Sequence[np.ndarray], flag: bool) -> None:
+                 params: Sequence[np.ndarray], extra: int) -> None:
         self.dtype = dtype
         self.positions = positions
         sizes = [params[i].size for i in positions]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
         self.size = self.offsets[-1]
-        self.buf = np.zeros(self.size + (1 if flag else 0), dtype=dtype)
+        self.buf = np.zeros(self.size + extra, dtype=dtype)
         self.body = self.buf[: self.size]
         self.views = [
             self.buf[self.offsets[k] : self.offsets[k + 1]].reshape(params[i].shape)
@@ -113,7 +114,8 @@ class DataParallel:
             for i, p in enumerate(params):
                 by_dtype.setdefault(p.dtype, []).append(i)
             self._flats = [
-                _Flat(dt, pos, params, flag=(k == 0)) for k, (dt, pos) in enumerate(
+                _Flat(dt, pos, params, extra=len(params) + 1 if k == 0 else 0)
+                for k, (dt, pos) in enumerate(
                     sorted(by_dtype.items(), key=lambda kv: kv[0].str)
                 )
             ]
@@ -133,9 +135,13 @@ class DataParallel:
 
     # -- the step -------------------------------------------------------------------
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def step(self, grads: Sequence[np.ndarray | None]) -> None:
         """Average ``grads`` (this process's local gradients, one per parameter) across
         processes, then update the parameters in place with the wrapped optimizer.
+
+        None for a parameter this process has no gradient for: it counts as zeros in the
+        average (as in torch DDP); a parameter that is None on every process is skipped,
+        as the optimizer itself skips it.
 
         A collective: every process must call it. If the call is invalid on any process,
         every process raises and nothing changes.
@@ -149,10 +155,13 @@ class DataParallel:
         for k, flat in enumerate(self._flats):
             if error is None:
                 for j, i in enumerate(flat.positions):
-                    flat.views[j][...] = grads[i]
+                    g = grads[i]
+                    flat.views[j][...] = 0 if g is None else g
             else:
                 flat.body[...] = 0
             if k == 0:
+                have = flat.buf[flat.size : flat.size + len(params)]
+                have[...] = 0 if error is not None else [g is not None for g in grads]
                 flat.buf[-1] = 1 if error is not None else 0
             self.backend.all_reduce(flat.buf)
         bad = round(float(self._flats[0].buf[-1])) if self._flats else 0
@@ -183,10 +192,14 @@ class DataParallel:
             if coef is not None:
                 for flat in self._flats:
                     np.multiply(flat.body, flat.dtype.type(coef), out=flat.body)
-        views: list[np.ndarray] = [None] * len(params)  # type: ignore[list-item]
+        # A parameter no process has a gradient for is skipped, as by the optimizer
+        # itself; one that only some have counts as zero on the others (torch DDP's rule).
+        have = self._flats[0].buf[self._flats[0].size : self._flats[0].size + len(params)]
+        views: list[np.ndarray | None] = [None] * len(params)
         for flat in self._flats:
             for j, i in enumerate(flat.positions):
-                views[i] = flat.views[j]
+                if have[i] > 0:
+                    views[i] = flat.views[j]
         self.optimizer.step(views)
 
     # -- the wrapped optimizer ------------------------------------------------------

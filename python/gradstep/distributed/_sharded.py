@@ -219,10 +219,15 @@ class ShardedOptimizer:
 
     # -- the step -------------------------------------------------------------------
 
-    def step(self, grads: Sequence[np.ndarray]) -> None:
+    def step(self, grads: Sequence[np.ndarray | None]) -> None:
         """Average ``grads`` (this process's local gradients, one per parameter, in group
         order) across processes, update this process's shard, and gather the updated
         parameters into every process's arrays, in place.
+
+        None for a parameter this process has no gradient for: it counts as zeros in the
+        average (as in torch DDP). A parameter that is None on every process is an error
+        here (on every process, before anything changes): a shard is stepped as a whole
+        and mixes parameters, so one cannot be skipped; pass zeros or leave it out.
 
         A collective: every process must call it. If the call is invalid on any process,
         every process raises and nothing changes.
@@ -235,11 +240,16 @@ class ShardedOptimizer:
             error = exc
         n = self.backend.world_size
         guard = self.max_norm is not None or self.skip_nonfinite
-        stats = np.zeros(3, dtype=np.float64)  # sum of squares, non-finite, rejected call
+        # Sum of squares, non-finite, rejected call, then per parameter: processes with
+        # its gradient.
+        stats = np.zeros(3 + len(self._params), dtype=np.float64)
+        if error is None:
+            stats[3:] = [g is not None for g in grads]
         for lay in self._layouts:
             if error is None:
                 for k, i in enumerate(lay.positions):
-                    lay.grad_views[k][...] = grads[i]
+                    g = grads[i]
+                    lay.grad_views[k][...] = 0 if g is None else g
             else:
                 lay.grads_flat[...] = 0
             self.backend.reduce_scatter(lay.grads_flat, lay.grad_shard)
@@ -261,6 +271,13 @@ class ShardedOptimizer:
                 f"step() was called with invalid gradients on {int(stats[2])} of {n} "
                 f"processes (see their error messages); nothing was updated on rank "
                 f"{self.backend.rank}"
+            )
+        missing = [i for i, p in enumerate(self._params) if p.size and stats[3 + i] == 0]
+        if missing:
+            raise ValueError(
+                f"grads[{missing[0]}] is None on every process: ShardedOptimizer steps each "
+                "shard as a whole (a shard mixes parameters), so it cannot skip one; pass "
+                "zeros, or leave the parameter out of the optimizer"
             )
         if guard:
             self.grad_norm = math.sqrt(stats[0]) if stats[1] == 0 else math.inf
