@@ -259,3 +259,23 @@ def test_repr_lists_groups():
     opt = gs.Adam([np.zeros(2)], lr=0.5)
     text = repr(opt)
     assert text.startswith("Adam (") and "lr: 0.5" in text
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,key,kw", [
+    ("Adam", "exp_avg", {"betas": (0.0, 0.999)}), ("AdamW", "exp_avg", {"betas": (0.0, 0.999)}),
+    ("Adamax", "exp_avg", {"betas": (0.0, 0.999)}), ("NAdam", "exp_avg", {"betas": (0.0, 0.999)}),
+    ("RAdam", "exp_avg", {"betas": (0.0, 0.999)}),
+    ("RMSprop", "grad_avg", {"alpha": 0.0, "centered": True}),
+])
+def test_average_with_zero_decay_is_the_gradient_exactly(name, key, kw, dtype):
+    """A moving average with weight 1 on the new value (beta1 = 0, alpha = 0) is the
+    gradient itself, bit for bit, even after a gradient 1e8 times larger: formed as
+    m + (g - m), a small g would cancel against the large m (float32: 1000 + (1e-5 - 1000)
+    is 0)."""
+    p = np.ones(5, dtype)
+    opt = getattr(gs, name)([p], lr=1e-3, **kw)
+    for scale in (1e3, 1e-5, 1e4, 3e-6):
+        g = (scale * np.linspace(-1.0, 1.3, 5)).astype(dtype)
+        opt.step([g])
+        np.testing.assert_array_equal(opt.state[0][key], g)

@@ -100,7 +100,8 @@ GRADSTEP_KERNELS_BEGIN
 template <class T>
 struct AdamCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction2_sqrt, neg_step_size, eps;
+  Lerp<T> m_lerp;  // m <- lerp(m, g, 1 - beta1)
+  T beta2, one_minus_beta2, inv_bias_correction2_sqrt, neg_step_size, eps;
   bool amsgrad;
 
   static AdamCoeffs make(const AdamConfig& c, std::int64_t step) {
@@ -108,7 +109,7 @@ struct AdamCoeffs {
     const double bc1 = 1.0 - std::pow(c.beta1, t);
     const double bc2 = 1.0 - std::pow(c.beta2, t);
     return {GradPrep<T>::make(c.lr, c.weight_decay, c.maximize, c.decoupled_weight_decay),
-            T(1.0 - c.beta1), T(c.beta2), T(1.0 - c.beta2), T(1.0 / std::sqrt(bc2)),
+            Lerp<T>::make(1.0 - c.beta1), T(c.beta2), T(1.0 - c.beta2), T(1.0 / std::sqrt(bc2)),
             T(-c.lr / bc1), T(c.eps), c.amsgrad};
   }
 };
@@ -116,12 +117,13 @@ struct AdamCoeffs {
 template <class T>
 struct AdamaxCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, eps, neg_clr;
+  Lerp<T> m_lerp;
+  T beta2, eps, neg_clr;
 
   static AdamaxCoeffs make(const AdamaxConfig& c, std::int64_t step) {
     const double bc1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
-    return {GradPrep<T>::make(c.lr, c.weight_decay, c.maximize, false), T(1.0 - c.beta1),
-            T(c.beta2), T(c.eps), T(-c.lr / bc1)};
+    return {GradPrep<T>::make(c.lr, c.weight_decay, c.maximize, false),
+            Lerp<T>::make(1.0 - c.beta1), T(c.beta2), T(c.eps), T(-c.lr / bc1)};
   }
 };
 
@@ -134,7 +136,8 @@ inline double nadam_mu(const NAdamConfig& c, std::int64_t step) {
 template <class T>
 struct NAdamCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, one_minus_beta2, inv_bias_correction2, eps, neg_grad_coef, neg_avg_coef;
+  Lerp<T> m_lerp;
+  T beta2, one_minus_beta2, inv_bias_correction2, eps, neg_grad_coef, neg_avg_coef;
 
   // mu_product is prod_t, i.e. already multiplied by mu_t.
   static NAdamCoeffs make(const NAdamConfig& c, std::int64_t step, double mu_product) {
@@ -142,7 +145,7 @@ struct NAdamCoeffs {
     const double mu_next = nadam_mu(c, step + 1);
     const double bc2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
     return {GradPrep<T>::make(c.lr, c.weight_decay, c.maximize, c.decoupled_weight_decay),
-            T(1.0 - c.beta1),
+            Lerp<T>::make(1.0 - c.beta1),
             T(c.beta2),
             T(1.0 - c.beta2),
             T(1.0 / bc2),
@@ -155,8 +158,8 @@ struct NAdamCoeffs {
 template <class T>
 struct RAdamCoeffs {
   GradPrep<T> prep;
-  T one_minus_beta1, beta2, one_minus_beta2, lr_over_bias_correction1, bias_correction2_sqrt, rect,
-      eps;
+  Lerp<T> m_lerp;
+  T beta2, one_minus_beta2, lr_over_bias_correction1, bias_correction2_sqrt, rect, eps;
   bool rectified;
 
   static RAdamCoeffs make(const RAdamConfig& c, std::int64_t step) {
@@ -171,7 +174,7 @@ struct RAdamCoeffs {
                                               ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
                                   : 0.0;
     return {GradPrep<T>::make(c.lr, c.weight_decay, c.maximize, c.decoupled_weight_decay),
-            T(1.0 - c.beta1),
+            Lerp<T>::make(1.0 - c.beta1),
             T(c.beta2),
             T(1.0 - c.beta2),
             T(c.lr / bc1),
@@ -190,7 +193,7 @@ void adam_loop(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADSTEP
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = k.prep.sign * g[i] + k.prep.wd * p[i];
     const T pi = p[i] * k.prep.decay;
-    const T mi = m[i] + k.one_minus_beta1 * (gi - m[i]);
+    const T mi = k.m_lerp(m[i], gi);
     T vi = v[i] * k.beta2 + k.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
@@ -227,7 +230,7 @@ void adamax_update(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRAD
                    T* GRADSTEP_RESTRICT u, std::size_t n, const AdamaxCoeffs<T>& k) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = k.prep.sign * g[i] + k.prep.wd * p[i];
-    const T mi = m[i] + k.one_minus_beta1 * (gi - m[i]);
+    const T mi = k.m_lerp(m[i], gi);
     const T decayed = u[i] * k.beta2;
     const T mag = std::abs(gi) + k.eps;
     const T ui = decayed > mag ? decayed : mag;
@@ -249,7 +252,7 @@ void nadam_update(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADS
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = k.prep.sign * g[i] + k.prep.wd * p[i];
     const T pi = p[i] * k.prep.decay;
-    const T mi = m[i] + k.one_minus_beta1 * (gi - m[i]);
+    const T mi = k.m_lerp(m[i], gi);
     const T vi = v[i] * k.beta2 + k.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
@@ -274,7 +277,7 @@ void radam_loop(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g, T* GRADSTE
   for (std::size_t i = 0; i < n; ++i) {
     const T gi = k.prep.sign * g[i] + k.prep.wd * p[i];
     const T pi = p[i] * k.prep.decay;
-    const T mi = m[i] + k.one_minus_beta1 * (gi - m[i]);
+    const T mi = k.m_lerp(m[i], gi);
     const T vi = v[i] * k.beta2 + k.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;

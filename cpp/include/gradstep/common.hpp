@@ -77,4 +77,24 @@ struct GradPrep {
   }
 };
 
+
+// torch.lerp(start, end, w) as torch evaluates it, so moving averages (Adam's
+// m <- lerp(m, g, 1 - beta1)) follow torch.optim to the last bit for any weight:
+// start + w (end - start) for |w| < 0.5, else end - (end - start) (1 - w). The
+// second form is exact at w = 1: with beta1 = 0, m must become g, and m + (g - m)
+// can lose a small g entirely to cancellation against a large m (float32,
+// m = 1000, g = 1e-5 gives 0). As in torch, 1 - w is formed in T.
+template <class T>
+struct Lerp {
+  T weight, rest;
+  bool from_end;
+  static Lerp make(double w) {
+    const T wt = T(w);
+    return {wt, T(1) - wt, !(std::fabs(w) < 0.5)};
+  }
+  T operator()(T start, T end) const noexcept {
+    return from_end ? end - (end - start) * rest : start + weight * (end - start);
+  }
+};
+
 GRADSTEP_KERNELS_END

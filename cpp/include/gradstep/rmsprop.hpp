@@ -38,6 +38,7 @@ template <class T>
 struct RMSpropCoeffs {
   GradPrep<T> prep;
   T alpha, one_minus_alpha, eps, momentum, neg_lr;
+  Lerp<T> avg_lerp;  // grad_avg <- lerp(grad_avg, g, 1 - alpha), as torch
   bool centered, use_momentum;
 
   static RMSpropCoeffs make(const RMSpropConfig& c, std::int64_t /*step*/) {
@@ -47,6 +48,7 @@ struct RMSpropCoeffs {
             T(c.eps),
             T(c.momentum),
             T(-c.lr),
+            Lerp<T>::make(1.0 - c.alpha),
             c.centered,
             c.momentum > 0.0};
   }
@@ -63,7 +65,7 @@ void rmsprop_loop(T* GRADSTEP_RESTRICT p, const T* GRADSTEP_RESTRICT g,
     square_avg[i] = si;
     T avg;
     if constexpr (CENTERED) {
-      const T ai = grad_avg[i] + k.one_minus_alpha * (gi - grad_avg[i]);
+      const T ai = k.avg_lerp(grad_avg[i], gi);
       grad_avg[i] = ai;
       avg = std::sqrt(si - ai * ai) + k.eps;
     } else {
