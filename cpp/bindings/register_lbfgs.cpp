@@ -54,8 +54,8 @@ class OptionalRelease {
   std::optional<py::gil_scoped_release> release_;
 };
 
-// Runs fn(block, lo, hi) over the blocks of a pass, as the history's passes do:
-// on the thread pool when there are several, inline otherwise.
+// Runs fn(block, lo, hi) over the fixed blocks (kReduceBlock elements) of an
+// element-wise pass: on the thread pool when there are several, inline otherwise.
 template <class Fn>
 void for_element_ranges(std::size_t n, Fn fn) {
   if (gradstep::blocks_of(n, gradstep::kReduceBlock) <= 1) {
@@ -406,7 +406,7 @@ void register_lbfgs(py::module_& m) {
       .def("two_loop", &PyLBFGSHistory::two_loop, py::arg("g"), py::arg("out"),
            py::arg("scale") = 1.0,
            "out = scale * H g by the two-loop recursion (2k passes over n, split across "
-           "the thread pool above 2^16 elements); returns g' out.")
+           "the thread pool in lockstep from 2^13 elements); returns g' out.")
       .def("pair", &PyLBFGSHistory::pair, py::arg("j"),
            "Copies of the j-th stored pair (s, y), 0 the oldest.");
   m.def("add_scaled", &add_scaled, py::arg("out"), py::arg("x"), py::arg("alpha"), py::arg("d"),

@@ -204,14 +204,11 @@ def _read(path: str, optimizer: str) -> tuple[dict[str, Any], dict[str, np.ndarr
     return meta, arrays
 
 
-def read_state(path: str, meta: dict[str, Any] | None = None,
-               arrays: dict[str, np.ndarray] | None = None,
-               optimizer: str | None = None) -> dict[int, dict[str, Any]]:
-    """The per-parameter state of a first-order optimizer's checkpoint file, as
-    ``{index: {name: array or number}}`` (what ``state_dict()["state"]`` holds). Reads
-    the file unless its metadata and arrays are given."""
-    if meta is None or arrays is None:
-        meta, arrays = _read(path, str(optimizer))
+def read_state(path: str, meta: dict[str, Any],
+               arrays: dict[str, np.ndarray]) -> dict[int, dict[str, Any]]:
+    """The per-parameter state held by a first-order optimizer's checkpoint file (its
+    metadata and arrays, as `_read` gives them), as ``{index: {name: array or number}}``,
+    what ``state_dict()["state"]`` holds."""
     state: dict[int, dict[str, Any]] = {}
     for index, scalars in meta.get("state", {}).items():
         state[int(index)] = dict(scalars)

@@ -325,7 +325,7 @@ class LBFGSHistory:
         """
     def two_loop(self, g: typing.Any, out: typing.Any, scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> float:
         """
-        out = scale * H g by the two-loop recursion (2k passes over n, split across the thread pool above 2^16 elements); returns g' out.
+        out = scale * H g by the two-loop recursion (2k passes over n, split across the thread pool in lockstep from 2^13 elements); returns g' out.
         """
     @property
     def capacity(self) -> int:

@@ -847,6 +847,11 @@ def _minimize_l1_box(objective: _Objective, x: Array, box: tuple[Array, Array], 
     def unsplit(z: Array) -> Array:
         return (z[:n] - z[n:]).reshape(shape)
 
+    def true_fun(split_f: float, z: Array, xk: Array) -> float:
+        """f(x) + l1 ||x||_1 from f(u - v) + l1 sum(u + v) (larger where u and v overlap)."""
+        return (split_f - l1 * float(z.sum(dtype=np.float64))
+                + l1 * float(np.abs(xk).sum(dtype=np.float64)))
+
     def split_fun(z: Array) -> tuple[float, Array]:
         f = objective(unsplit(z), g)  # a fresh x for the user's function, checked as usual
         gf = g.reshape(-1)
@@ -854,17 +859,15 @@ def _minimize_l1_box(objective: _Objective, x: Array, box: tuple[Array, Array], 
 
     split_callback = None
     if callback is not None:
-        if _callback_style(callback):
-            def split_callback(intermediate_result: OptimizeResult) -> Any:
-                z = intermediate_result.x
-                xk = unsplit(z)
-                fun = (intermediate_result.fun - l1 * float(z.sum(dtype=np.float64))
-                       + l1 * float(np.abs(xk).sum(dtype=np.float64)))
-                return callback(intermediate_result=OptimizeResult(
-                    x=xk, fun=fun, nit=intermediate_result.nit))
-        else:
-            def split_callback(intermediate_result: OptimizeResult) -> Any:
-                return callback(unsplit(intermediate_result.x))
+        new_style = _callback_style(callback)
+
+        def split_callback(intermediate_result: OptimizeResult) -> Any:
+            z = intermediate_result.x
+            xk = unsplit(z)
+            if not new_style:
+                return callback(xk)
+            return callback(intermediate_result=OptimizeResult(
+                x=xk, fun=true_fun(intermediate_result.fun, z, xk), nit=intermediate_result.nit))
 
     inner = _Objective(split_fun, True, (), z0.shape, z0.size)
     engine = _LBFGSEngine(inner, z0, history=history, curvature_eps=None, bounds=(z_lo, z_hi),
@@ -872,8 +875,7 @@ def _minimize_l1_box(objective: _Objective, x: Array, box: tuple[Array, Array], 
     res = _run(engine, callback=split_callback, **stops)
     z = res.x
     xk = unsplit(z)
-    res["fun"] = (res.fun - l1 * float(z.sum(dtype=np.float64))
-                  + l1 * float(np.abs(xk).sum(dtype=np.float64)))
+    res["fun"] = true_fun(res.fun, z, xk)
     res["x"] = xk
     res["jac"] = (res.jac[:n] - l1).reshape(shape)  # the gradient of the smooth part
     res["nfev"], res["njev"] = objective.nfev, objective.njev

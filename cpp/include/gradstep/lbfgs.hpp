@@ -109,6 +109,7 @@ namespace detail {
 constexpr std::size_t kLanes = 16;
 
 inline double sum_lanes(const double* acc) noexcept {
+  static_assert(kLanes == 16, "the pairwise sum below is written for sixteen lanes");
   double h[kLanes / 2];
   for (std::size_t l = 0; l < kLanes / 2; ++l) h[l] = acc[l] + acc[l + kLanes / 2];
   return ((h[0] + h[1]) + (h[2] + h[3])) + ((h[4] + h[5]) + (h[6] + h[7]));
@@ -476,8 +477,8 @@ class LBFGSHistory {
     while (chunks_ * 2 <= kMaxLockstepMembers && chunks_ * 2 * kLBFGSChunk <= n) chunks_ *= 2;
     // A multiple of 16 elements, so chunks start on 64-byte boundaries of an aligned array.
     chunk_len_ = ((n + chunks_ - 1) / chunks_ + 15) / 16 * 16;
-    partials_.assign(2 * chunks_, 0.0);
-    pass_partials_.assign((2 * config_.history + 1) * chunks_, 0.0);
+    // [sum][chunk]: the two-loop's 2k + 1 pass sums, or a pair's two (s'y, y'y).
+    partials_.assign((2 * config_.history + 1) * chunks_, 0.0);
   }
 
   std::size_t size() const noexcept { return n_; }
@@ -527,13 +528,7 @@ class LBFGSHistory {
   double two_loop(const T* g, T* out, double scale = 1.0, Executor& executor = serial()) noexcept {
     const std::size_t k = count_;
     const std::size_t chunks = chunks_;
-    double* partial = pass_partials_.data();  // [pass][chunk]
-    auto sum = [partial, chunks](std::size_t p) {
-      const double* r = partial + p * chunks;
-      double total = r[0];
-      for (std::size_t c = 1; c < chunks; ++c) total += r[c];
-      return total;
-    };
+    double* partial = partials_.data();  // [pass][chunk]
     const std::size_t members = members_for(executor, n_ * (2 * k + 1), last_two_loop_);
     auto step = [&](std::size_t member, std::size_t p) {
       // This pass's vectors and coefficients, from the sums of earlier passes.
@@ -550,15 +545,15 @@ class LBFGSHistory {
         // First loop, newest to oldest: alpha_j = rho_j s_j' q; q -= alpha_j y_j.
         const std::size_t j = k - p;
         v = y_at(j);
-        coef = -rho_at(j) * sum(p - 1);
+        coef = -rho_at(j) * chunk_total(p - 1);
         // The last update also applies H^0 = gamma I and yields y_0' r.
         a = j > 0 ? s_at(j - 1) : y_at(0);
         mul = j > 0 ? 1.0 : gamma_;
       } else {
         // Second loop, oldest to newest: beta = rho_j y_j' r; r += (alpha_j - beta) s_j.
         const std::size_t j = p - k - 1;
-        const double alpha = rho_at(j) * sum(k - j - 1);
-        const double beta = rho_at(j) * sum(p - 1);
+        const double alpha = rho_at(j) * chunk_total(k - j - 1);
+        const double beta = rho_at(j) * chunk_total(p - 1);
         v = s_at(j);
         coef = alpha - beta;
         a = j + 1 < k ? y_at(j + 1) : g;
@@ -570,7 +565,7 @@ class LBFGSHistory {
       });
     };
     lockstep(executor, members, 2 * k + 1, step);
-    return sum(2 * k);
+    return chunk_total(2 * k);
   }
 
   // The stored pairs, j = 0 the oldest; for tests and inspection.
@@ -593,28 +588,33 @@ class LBFGSHistory {
   // sums added in chunk order.
   template <std::size_t R, class Body>
   std::array<double, R> for_chunks(Executor& executor, Body body) noexcept {
-    static_assert(R <= 2, "partials_ holds two sums per chunk");
-    const std::size_t chunks = chunks_;
+    static_assert(R <= 3, "partials_ holds at least three sums per chunk");
     const std::size_t members = members_for(executor, n_, last_push_);
-    double* partials = partials_.data();
     auto step = [&](std::size_t member, std::size_t) {
       member_chunks(member, members, [&](std::size_t c, std::size_t lo, std::size_t hi) {
-        double* r = partials + c * R;
-        for (std::size_t i = 0; i < R; ++i) r[i] = 0.0;
+        double r[R] = {};
         body(lo, hi, r);
+        for (std::size_t i = 0; i < R; ++i) partials_[i * chunks_ + c] = r[i];
       });
     };
     lockstep(executor, members, 1, step);
     std::array<double, R> total{};
-    for (std::size_t c = 0; c < chunks; ++c) {
-      for (std::size_t i = 0; i < R; ++i) total[i] += partials_[c * R + i];
-    }
+    for (std::size_t i = 0; i < R; ++i) total[i] = chunk_total(i);
+    return total;
+  }
+
+  // Sum i of partials_, its chunks added in chunk order (so the same bits for any split
+  // of the chunks between threads).
+  double chunk_total(std::size_t i) const noexcept {
+    const double* r = partials_.data() + i * chunks_;
+    double total = r[0];
+    for (std::size_t c = 1; c < chunks_; ++c) total += r[c];
     return total;
   }
 
   // How many threads share a job over `elements` (summed over its passes): all that
   // can, unless the workers are asleep and the job is too small to pay for waking
-  // one (kMinElementsToWake). Then one, except when the same kind of call came less
+  // one (worth_splitting). Then one, except when the same kind of call came less
   // than a worker's spin ago: in such a loop the workers woken now are still
   // spinning at the next call, so only this one pays.
   std::size_t members_for(Executor& executor, std::size_t elements,
@@ -624,7 +624,7 @@ class LBFGSHistory {
     const auto now = std::chrono::steady_clock::now();
     const bool loop = now - last < ThreadPool::kSpin;
     last = now;
-    return elements >= kMinElementsToWake || loop || executor.awake() ? threads : 1;
+    return loop || worth_splitting(executor, elements) ? threads : 1;
   }
 
   // Calls fn(c, lo, hi) for the chunks c of one member of a team of `members`,
@@ -666,9 +666,8 @@ class LBFGSHistory {
   std::unique_ptr<T[]> y_;
   std::vector<double> rho_;
   std::size_t chunks_ = 1;        // the split of n: a power of two
-  std::vector<double> partials_;  // a pair's two sums per chunk
   std::size_t chunk_len_ = 0;
-  std::vector<double> pass_partials_;  // the two-loop's partial sums, [pass][chunk]
+  std::vector<double> partials_;  // per-chunk partial sums, [sum][chunk]
   std::chrono::steady_clock::time_point last_two_loop_{}, last_push_{};  // see members_for
   std::size_t head_ = 0;       // slot of the oldest pair
   std::size_t count_ = 0;

@@ -40,9 +40,9 @@ constexpr std::size_t kMinElementsPerTask = 1 << 14;
 // never waits long for it. More tasks would cost more: each one finds its first
 // tensor by a scan over the group.
 constexpr std::size_t kTasksPerThread = 4;
-// Steps smaller than kMinElementsToWake (parallel.hpp) run on the calling thread
-// alone when the workers are asleep (no job for a while, e.g. a forward and
-// backward pass since the last step).
+// Small steps run on the calling thread alone when the workers are asleep (no job
+// for a while, e.g. a forward and backward pass since the last step): see
+// worth_splitting in parallel.hpp.
 // Task boundaries fall on multiples of this many elements (a cache line or more).
 constexpr std::size_t kTaskAlignment = 64;
 
@@ -72,8 +72,7 @@ void run_multi_tensor(const TensorBatch<T>& b, Executor& executor, Prepare prepa
   if (total == 0) return;
   std::size_t n_tasks = 1;
   const std::size_t threads = executor.concurrency();
-  if (threads > 1 && total >= 2 * kMinElementsPerTask &&
-      (total >= kMinElementsToWake || executor.awake())) {
+  if (threads > 1 && total >= 2 * kMinElementsPerTask && worth_splitting(executor, total)) {
     n_tasks = total / kMinElementsPerTask;
     if (n_tasks > kTasksPerThread * threads) n_tasks = kTasksPerThread * threads;
   }

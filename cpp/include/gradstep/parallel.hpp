@@ -49,6 +49,12 @@ class Executor {
 // each other within the workers' spin.)
 constexpr std::size_t kMinElementsToWake = 1 << 18;
 
+// Whether a job over `elements` may be split across the executor's threads: when no
+// worker has to be woken for it, or when the job is big enough to pay for the wake.
+inline bool worth_splitting(const Executor& executor, std::size_t elements) noexcept {
+  return elements >= kMinElementsToWake || executor.awake();
+}
+
 class SerialExecutor final : public Executor {
  public:
   std::size_t concurrency() const noexcept override { return 1; }

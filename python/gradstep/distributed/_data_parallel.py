@@ -33,6 +33,7 @@ class _Flat:
         self.size = self.offsets[-1]
         self.buf = np.zeros(self.size + extra, dtype=dtype)
         self.body = self.buf[: self.size]
+        self.extra = self.buf[self.size :]
         self.views = [
             self.buf[self.offsets[k] : self.offsets[k + 1]].reshape(params[i].shape)
             for k, i in enumerate(positions)
@@ -160,11 +161,10 @@ class DataParallel:
             else:
                 flat.body[...] = 0
             if k == 0:
-                have = flat.buf[flat.size : flat.size + len(params)]
-                have[...] = 0 if error is not None else [g is not None for g in grads]
-                flat.buf[-1] = 1 if error is not None else 0
+                flat.extra[:-1] = 0 if error is not None else [g is not None for g in grads]
+                flat.extra[-1] = 1 if error is not None else 0
             self.backend.all_reduce(flat.buf)
-        bad = round(float(self._flats[0].buf[-1])) if self._flats else 0
+        bad = round(float(self._flats[0].extra[-1])) if self._flats else 0
         if error is not None:
             raise error
         if bad:
@@ -194,7 +194,7 @@ class DataParallel:
                     np.multiply(flat.body, flat.dtype.type(coef), out=flat.body)
         # A parameter no process has a gradient for is skipped, as by the optimizer
         # itself; one that only some have counts as zero on the others (torch DDP's rule).
-        have = self._flats[0].buf[self._flats[0].size : self._flats[0].size + len(params)]
+        have = self._flats[0].extra[:-1]
         views: list[np.ndarray | None] = [None] * len(params)
         for flat in self._flats:
             for j, i in enumerate(flat.positions):

@@ -40,7 +40,6 @@ class _Layout:
         self.shard = -(-self.size // world)
         self.padded = self.shard * world
         self.lo, self.hi = rank * self.shard, (rank + 1) * self.shard
-        self.rank, self.world = rank, world
         self.params_flat = np.zeros(self.padded, dtype=dtype)
         self.grads_flat = np.zeros(self.padded, dtype=dtype)
         self.grad_shard = np.zeros(self.shard, dtype=dtype)
@@ -79,13 +78,12 @@ class _Layout:
         a, b = max(start, rank * shard), min(end, (rank + 1) * shard)
         return (a, b) if a < b else None
 
-    def local(self, g: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """This process's part of group ``g``: (parameter view, gradient view)."""
-        r = self.local_range(g, self.rank, self.world)
-        if r is None:
-            return None
-        a, b = r
-        return self.params_flat[a:b], self.grad_shard[a - self.lo : b - self.lo]
+
+def _check_same_save(directory: str, shard: str, step: Any, meta: dict[str, Any]) -> None:
+    if step != meta.get("step_count"):
+        raise ValueError(f"cannot load {directory!r}: {shard} is at step {step} but the "
+                         f"manifest at step {meta.get('step_count')} (the directory mixes "
+                         "two saves)")
 
 
 class ShardedOptimizer:
@@ -167,17 +165,17 @@ class ShardedOptimizer:
             _Layout(dt, pos, [owner[i] for i in pos], flat_params, rank, world)
             for dt, pos in sorted(by_dtype.items(), key=lambda kv: kv[0].str)
         ]
-        inner_groups = []
+        inner_groups: list[dict[str, Any]] = []
         self._inner_to_user: list[int] = []
         self._inner_grads: list[np.ndarray] = []
-        for g in range(len(groups)):
-            views = [lv for lv in (lay.local(g) for lay in self._layouts) if lv is not None]
-            if not views:
-                continue
-            hyper = {k: x for k, x in groups[g].items() if k != "params"}
-            inner_groups.append({**hyper, "params": [pv for pv, _ in views]})
-            self._inner_grads.extend(gv for _, gv in views)
-            self._inner_to_user.append(g)
+        for g, k, a, b in self._inner_ranges(rank, world):
+            lay = self._layouts[k]
+            if not self._inner_to_user or self._inner_to_user[-1] != g:
+                hyper = {key: x for key, x in groups[g].items() if key != "params"}
+                inner_groups.append({**hyper, "params": []})
+                self._inner_to_user.append(g)
+            inner_groups[-1]["params"].append(lay.params_flat[a:b])
+            self._inner_grads.append(lay.grad_shard[a - lay.lo : b - lay.lo])
         self.optimizer: Optimizer = optimizer_class(inner_groups, **hyperparameters)
         self.skipped_steps = 0
         self.grad_norm: float | None = None
@@ -412,36 +410,33 @@ class ShardedOptimizer:
         old_world = meta.get("world_size")
         if isinstance(old_world, bool) or not isinstance(old_world, int) or old_world < 1:
             raise ValueError(f"the manifest of {directory!r} has world_size={old_world!r}")
-        mine = self._inner_ranges(self.backend.rank, self.backend.world_size)
+        # Each (group, layout) has at most one range per process.
+        mine = {(g, k): (j, a, b) for j, (g, k, a, b) in
+                enumerate(self._inner_ranges(self.backend.rank, self.backend.world_size))}
         state: dict[int, dict[str, Any]] = {}
-        name = self.optimizer_class.__name__
         for r in range(old_world):
-            path = os.path.join(directory, f"shard-{r:05d}-of-{old_world:05d}.npz")
-            shard_meta, arrays = _read_checkpoint(path, name)
-            if shard_meta.get("step_count") != meta.get("step_count"):
-                raise ValueError(
-                    f"cannot load {directory!r}: {os.path.basename(path)} is at step "
-                    f"{shard_meta.get('step_count')} but the manifest at step "
-                    f"{meta.get('step_count')} (the directory mixes two saves)"
-                )
+            name = f"shard-{r:05d}-of-{old_world:05d}.npz"
+            path = os.path.join(directory, name)
+            shard_meta, arrays = _read_checkpoint(path, self.optimizer_class.__name__)
+            _check_same_save(directory, name, shard_meta.get("step_count"), meta)
             old = _read_state(path, shard_meta, arrays)
             for i, (g, k, a, b) in enumerate(self._inner_ranges(r, old_world)):
-                for j, (g2, k2, a2, b2) in enumerate(mine):
-                    lo, hi = max(a, a2), min(b, b2)
-                    if (g2, k2) != (g, k) or lo >= hi:
+                j, a2, b2 = mine.get((g, k), (-1, 0, 0))
+                lo, hi = max(a, a2), min(b, b2)
+                if lo >= hi:
+                    continue
+                target = state.setdefault(j, {})
+                for key, x in old.get(i, {}).items():
+                    if not isinstance(x, np.ndarray) or x.ndim == 0:
+                        target.setdefault(key, x)
                         continue
-                    target = state.setdefault(j, {})
-                    for key, x in old.get(i, {}).items():
-                        if not isinstance(x, np.ndarray) or x.ndim == 0:
-                            target.setdefault(key, x)
-                            continue
-                        if x.shape != (b - a,):
-                            raise ValueError(f"cannot load {path!r}: state {key!r} of shard "
-                                             f"parameter {i} has shape {x.shape}, expected "
-                                             f"({b - a},)")
-                        if key not in target:
-                            target[key] = np.zeros(b2 - a2, dtype=x.dtype)
-                        target[key][lo - a2 : hi - a2] = x[lo - a : hi - a]
+                    if x.shape != (b - a,):
+                        raise ValueError(f"cannot load {path!r}: state {key!r} of shard "
+                                         f"parameter {i} has shape {x.shape}, expected "
+                                         f"({b - a},)")
+                    if key not in target:
+                        target[key] = np.zeros(b2 - a2, dtype=x.dtype)
+                    target[key][lo - a2 : hi - a2] = x[lo - a : hi - a]
         return state
 
     def load(self, directory: str | os.PathLike[str]) -> None:
@@ -465,12 +460,7 @@ class ShardedOptimizer:
                     "step_count": meta.get("step_count", 0)})
             else:
                 _load_npz(self.optimizer, os.path.join(directory, self._shard_file()))
-            if self.optimizer.step_count != meta.get("step_count"):
-                raise ValueError(
-                    f"cannot load {directory!r}: {self._shard_file()} is at step "
-                    f"{self.optimizer.step_count} but the manifest at step "
-                    f"{meta.get('step_count')} (the directory mixes two saves)"
-                )
+            _check_same_save(directory, self._shard_file(), self.optimizer.step_count, meta)
             for g, saved in zip(self.param_groups, meta.get("param_groups", [])):
                 for k, x in saved.items():
                     g[k] = _decode(x, g.get(k))
